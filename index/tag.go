@@ -1,0 +1,192 @@
+package index
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// tagRE is the distribution-spec tag grammar.
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidTag reports whether s is a valid tag per the distribution spec.
+func ValidTag(s string) bool { return tagRE.MatchString(s) }
+
+// referrerTagRE matches the referrers tag schema fallback
+// (`sha256-<hex>`) and the cosign/notation conventions built on it
+// (`sha256-<hex>.sig`, `.att`, `.sbom`, …). They are never members.
+var referrerTagRE = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(\..*)?$`)
+
+// IsReferrerTag reports whether tag is a referrers fallback tag.
+func IsReferrerTag(tag string) bool { return referrerTagRE.MatchString(tag) }
+
+// Grammar says which tag layouts name a platform. The zero Grammar is the
+// default: `<base>-<os>-<arch>[-<variant>]` with canonical GOOS/GOARCH words
+// only.
+type Grammar struct {
+	// Aliases also accepts legacy architecture words in the arch position:
+	// aarch64, arm64v8, arm32v5/6/7, armhf, armel, armv5/6/7, x86_64, i386,
+	// ppc64el. Default false.
+	Aliases bool
+	// Prefix also accepts `<arch>-<base>` (linux implied), e.g. `amd64-1.0`,
+	// `arm64v8-latest`. Default false.
+	Prefix bool
+}
+
+// Suffix is a tag that names a platform member of the group Base.
+type Suffix struct {
+	Tag  string
+	Base string
+	// Platform is what the tag says, normalized (arm without a variant is
+	// arm/v7, arm64/v8 is arm64). Never has os.version.
+	Platform v1.Platform
+	// Variant is the variant as the tag wrote it ("" when it wrote none),
+	// after alias expansion; a config variant must agree with it.
+	Variant string
+	// Canonical is true when the tag's platform words are exactly what
+	// FormatTag writes: no alias, no redundant variant, suffix layout.
+	Canonical bool
+}
+
+// SuffixLen is the length of the platform part of the tag, used to prefer
+// the shortest spelling among duplicates.
+func (s Suffix) SuffixLen() int { return len(s.Tag) - len(s.Base) }
+
+type archWord struct {
+	arch, variant string
+}
+
+// aliases maps legacy architecture words to GOARCH and variant.
+var aliases = map[string]archWord{
+	"aarch64": {"arm64", ""},
+	"arm64v8": {"arm64", "v8"},
+	"arm32v7": {"arm", "v7"},
+	"arm32v6": {"arm", "v6"},
+	"arm32v5": {"arm", "v5"},
+	"armhf":   {"arm", "v7"},
+	"armel":   {"arm", "v6"},
+	"armv7":   {"arm", "v7"},
+	"armv6":   {"arm", "v6"},
+	"armv5":   {"arm", "v5"},
+	"x86_64":  {"amd64", ""},
+	"i386":    {"386", ""},
+	"ppc64el": {"ppc64le", ""},
+}
+
+// Parse reports whether tag names a platform member and splits it. The
+// platform words are taken from the right, so the base may contain dashes:
+// `1.0-rc1-linux-arm-v7` is base `1.0-rc1`, linux/arm/v7. Nothing that is
+// not a real os/arch pair (and a real variant of that arch) is accepted:
+// `my-linux-tool` is not a suffix.
+func (g Grammar) Parse(tag string) (Suffix, bool) {
+	if !ValidTag(tag) || IsReferrerTag(tag) {
+		return Suffix{}, false
+	}
+	parts := strings.Split(tag, "-")
+	// Longest suffix first: os-arch-variant, then os-arch.
+	if n := len(parts); n >= 4 {
+		if s, ok := g.suffix(tag, parts[:n-3], parts[n-3], parts[n-2], parts[n-1]); ok {
+			return s, true
+		}
+	}
+	if n := len(parts); n >= 3 {
+		if s, ok := g.suffix(tag, parts[:n-2], parts[n-2], parts[n-1], ""); ok {
+			return s, true
+		}
+	}
+	if g.Prefix && len(parts) >= 2 {
+		if s, ok := g.prefix(tag, parts[0], strings.Join(parts[1:], "-")); ok {
+			return s, true
+		}
+	}
+	return Suffix{}, false
+}
+
+func (g Grammar) suffix(tag string, baseParts []string, os, arch, variant string) (Suffix, bool) {
+	base := strings.Join(baseParts, "-")
+	if !validBase(base) {
+		return Suffix{}, false
+	}
+	canonical := true
+	if w, ok := aliases[arch]; ok && g.Aliases && variant == "" {
+		arch, variant = w.arch, w.variant
+		canonical = false
+	}
+	if !KnownPlatform(os, arch) || !ValidVariant(arch, variant) {
+		return Suffix{}, false
+	}
+	p := Normalize(v1.Platform{OS: os, Architecture: arch, Variant: variant})
+	s := Suffix{Tag: tag, Base: base, Platform: p, Variant: variant}
+	s.Canonical = canonical && tag == FormatTag(base, p)
+	return s, true
+}
+
+func (g Grammar) prefix(tag, word, base string) (Suffix, bool) {
+	if !validBase(base) {
+		return Suffix{}, false
+	}
+	arch, variant := word, ""
+	if w, ok := aliases[word]; ok {
+		arch, variant = w.arch, w.variant
+	}
+	if !KnownPlatform("linux", arch) {
+		return Suffix{}, false
+	}
+	p := Normalize(v1.Platform{OS: "linux", Architecture: arch, Variant: variant})
+	return Suffix{Tag: tag, Base: base, Platform: p, Variant: variant}, true
+}
+
+// validBase: a base must itself be a usable bare tag.
+func validBase(base string) bool {
+	return ValidTag(base) && !IsReferrerTag(base)
+}
+
+// FormatTag is the canonical member tag for base and platform:
+// `<base>-<os>-<arch>[-<variant>]`, with the variant normalized (arm is
+// always explicit, arm64/v8 and amd64/v1 are not written). Parse(FormatTag(b,
+// p)) gives back b and Normalize(p).
+func FormatTag(base string, p v1.Platform) string {
+	return base + "-" + FormatSuffix(p)
+}
+
+// FormatSuffix is the platform part of FormatTag, without the leading dash.
+func FormatSuffix(p v1.Platform) string {
+	p = Normalize(p)
+	s := p.OS + "-" + p.Architecture
+	if p.Variant != "" {
+		s += "-" + p.Variant
+	}
+	return s
+}
+
+// Group splits tags into groups keyed by base. Tags that are not members
+// are left out. Members in each group are in tag order.
+func (g Grammar) Group(tags []string) map[string][]Suffix {
+	groups := map[string][]Suffix{}
+	for _, t := range tags {
+		if s, ok := g.Parse(t); ok {
+			groups[s.Base] = append(groups[s.Base], s)
+		}
+	}
+	for _, m := range groups {
+		sort.Slice(m, func(i, j int) bool { return m[i].Tag < m[j].Tag })
+	}
+	return groups
+}
+
+// Members returns the members of base among tags, in tag order.
+func (g Grammar) Members(tags []string, base string) []Suffix {
+	var out []Suffix
+	for _, t := range tags {
+		if !strings.HasPrefix(t, base+"-") && !(g.Prefix && strings.HasSuffix(t, "-"+base)) {
+			continue
+		}
+		if s, ok := g.Parse(t); ok && s.Base == base {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}
