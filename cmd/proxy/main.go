@@ -1,0 +1,37 @@
+// Command proxy is manifold: a registry front-end that serves multi-platform
+// indexes for per-platform tags (serve), builds and pushes those tags
+// (build), and turns them into real indexes (inspect, migrate).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "proxy",
+		Short: "manifold: multi-platform images from per-platform tags",
+		Long: `manifold serves a multi-platform index under app:1.4 when a registry holds
+app:1.4-linux-amd64, app:1.4-linux-arm64, ... — without changing the registry.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServe(), newVersion())
+	return root
+}

@@ -1,0 +1,99 @@
+// Package embedded runs distribution v3, the reference registry, inside the
+// manifold process as its default upstream: `proxy serve` with no upstream
+// configured is then a complete multi-platform registry on a fresh machine.
+// The registry listens on a loopback port of its own and the proxy talks to
+// it over HTTP like to any upstream, so there is one code path.
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // storage driver
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // storage driver
+	"github.com/sirupsen/logrus"
+)
+
+// Options configure the embedded registry.
+type Options struct {
+	// Dir is the filesystem storage root. Empty means in-memory storage
+	// (tests).
+	Dir string
+	// Addr to listen on. Default 127.0.0.1:0 (a free loopback port).
+	Addr string
+	// Verbose keeps distribution's own request logs (logrus, on stderr).
+	// Default false: they are discarded.
+	Verbose bool
+}
+
+// Registry is a running embedded registry.
+type Registry struct {
+	// URL is http://127.0.0.1:<port>.
+	URL string
+	srv *http.Server
+	ln  net.Listener
+	app *handlers.App
+}
+
+// Start starts the registry and returns when it accepts connections.
+func Start(ctx context.Context, o Options) (*Registry, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if !o.Verbose {
+		// distribution logs through logrus' standard logger and offers no
+		// per-app logger from outside its internal packages.
+		logrus.SetOutput(io.Discard)
+	}
+	cfg := &configuration.Configuration{}
+	cfg.Log.Level = "error"
+	storage := configuration.Storage{
+		"delete":      configuration.Parameters{"enabled": true},
+		"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
+	}
+	if o.Dir == "" {
+		storage["inmemory"] = configuration.Parameters{}
+	} else {
+		storage["filesystem"] = configuration.Parameters{"rootdirectory": o.Dir}
+	}
+	cfg.Storage = storage
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	cfg.HTTP.Secret = hex.EncodeToString(secret)
+
+	app := handlers.NewApp(ctx, cfg)
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded registry: %w", err)
+	}
+	r := &Registry{
+		URL: "http://" + ln.Addr().String(),
+		srv: &http.Server{Handler: app, ReadHeaderTimeout: 30 * time.Second},
+		ln:  ln,
+		app: app,
+	}
+	go func() {
+		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logrus.WithError(err).Error("embedded registry stopped")
+		}
+	}()
+	return r, nil
+}
+
+// Close stops the registry, letting requests in flight finish.
+func (r *Registry) Close(ctx context.Context) error {
+	err := r.srv.Shutdown(ctx)
+	_ = r.app.Shutdown()
+	return err
+}

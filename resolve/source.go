@@ -1,0 +1,25 @@
+package resolve
+
+import (
+	"context"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Source reads one registry. upstream.Client implements it.
+type Source interface {
+	// Tags lists every tag of repo.
+	Tags(ctx context.Context, repo string) ([]string, error)
+	// Head resolves a tag or digest of repo to a descriptor.
+	Head(ctx context.Context, repo, ref string) (v1.Descriptor, error)
+	// Manifest fetches a manifest by digest, verified; limit caps its size.
+	Manifest(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, types.MediaType, error)
+	// Blob fetches a small blob (a config) by digest, verified.
+	Blob(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, error)
+}
+
+// NotFound reports whether err is the source saying a thing does not exist
+// (as opposed to failing). Sources return errors with a StatusCode() int
+// method or a *transport.Error; statusOf reads both.
+func NotFound(err error) bool { return statusOf(err) == 404 }

@@ -1,0 +1,304 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// Options configure a Client.
+type Options struct {
+	// URL of the registry: http://host:port (plain HTTP) or https://host.
+	URL string
+	// InsecureSkipVerify disables TLS certificate checks. Default false.
+	InsecureSkipVerify bool
+	// Auth is the credential for the upstream. Default anonymous. Mutually
+	// exclusive with Keychain.
+	Auth authn.Authenticator
+	// Keychain resolves credentials per registry (docker config, credential
+	// helpers: authn.DefaultKeychain).
+	Keychain authn.Keychain
+	// Transport is the base transport. Default: a clone of
+	// http.DefaultTransport with bounded dial and header timeouts.
+	Transport http.RoundTripper
+	// Retry policy for GET and HEAD.
+	Retry Retry
+	// UserAgent sent upstream. Default "manifold".
+	UserAgent string
+}
+
+// Client talks to one upstream registry.
+type Client struct {
+	reg        name.Registry
+	scheme     string
+	auth       authn.Authenticator
+	keychain   authn.Keychain
+	base       http.RoundTripper
+	transports *lru.Cache[string, http.RoundTripper]
+	sf         singleflight.Group
+}
+
+// DefaultTransport is the base transport used when Options.Transport is nil.
+func DefaultTransport(insecureSkipVerify bool) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = 60 * time.Second
+	t.MaxIdleConnsPerHost = 64
+	// Registries send compressed layers; never ask for transport gzip, so
+	// Content-Length and digests stay those of the stored bytes.
+	t.DisableCompression = true
+	if insecureSkipVerify {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by configuration
+	}
+	return t
+}
+
+// New makes a Client. It does not contact the registry.
+func New(o Options) (*Client, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("upstream url %q: want http://host[:port] or https://host[:port]", o.URL)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("upstream url %q: a registry URL has no path", o.URL)
+	}
+	var nopts []name.Option
+	if u.Scheme == "http" {
+		nopts = append(nopts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(u.Host, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("upstream url %q: %w", o.URL, err)
+	}
+	if o.Auth != nil && o.Keychain != nil {
+		return nil, errors.New("upstream: set Auth or Keychain, not both")
+	}
+	base := o.Transport
+	if base == nil {
+		base = DefaultTransport(o.InsecureSkipVerify)
+	}
+	ua := o.UserAgent
+	if ua == "" {
+		ua = "manifold"
+	}
+	base = transport.NewUserAgent(&retryTransport{inner: base, r: o.Retry.withDefaults()}, ua)
+	cache, _ := lru.New[string, http.RoundTripper](1024)
+	c := &Client{reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache}
+	if c.auth == nil && c.keychain == nil {
+		c.auth = authn.Anonymous
+	}
+	return c, nil
+}
+
+// Registry is the upstream registry's name.
+func (c *Client) Registry() name.Registry { return c.reg }
+
+// Repository names repo on the upstream.
+func (c *Client) Repository(repo string) (name.Repository, error) {
+	return c.reg.Repo(repo), nameCheck(repo)
+}
+
+func nameCheck(repo string) error {
+	_, err := name.NewRepository("example.com/"+repo, name.StrictValidation)
+	return err
+}
+
+// URL is the upstream URL for path (and raw query).
+func (c *Client) URL(path, rawQuery string) *url.URL {
+	return &url.URL{Scheme: c.scheme, Host: c.reg.RegistryStr(), Path: path, RawQuery: rawQuery}
+}
+
+// Host is host[:port] of the upstream.
+func (c *Client) Host() string { return c.reg.RegistryStr() }
+
+// Scope builds a token scope for repo with actions ("pull", "push", ...).
+func Scope(repo string, actions ...string) string {
+	return "repository:" + repo + ":" + strings.Join(actions, ",")
+}
+
+// Transport returns an authenticated transport for scopes (see Scope). The
+// first call per scope set pings the registry and fetches a token; later
+// calls are served from a cache.
+func (c *Client) Transport(ctx context.Context, scopes ...string) (http.RoundTripper, error) {
+	scopes = append([]string(nil), scopes...)
+	sort.Strings(scopes)
+	key := strings.Join(scopes, " ")
+	if t, ok := c.transports.Get(key); ok {
+		return t, nil
+	}
+	v, err, _ := c.sf.Do(key, func() (any, error) {
+		if t, ok := c.transports.Get(key); ok {
+			return t, nil
+		}
+		auth := c.auth
+		if c.keychain != nil {
+			a, err := c.keychain.Resolve(c.reg)
+			if err != nil {
+				return nil, fmt.Errorf("resolving credentials for %s: %w", c.reg, err)
+			}
+			auth = a
+		}
+		t, err := transport.NewWithContext(ctx, c.reg, auth, c.base, scopes)
+		if err != nil {
+			return nil, err
+		}
+		c.transports.Add(key, t)
+		return t, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(http.RoundTripper), nil
+}
+
+func (c *Client) puller(ctx context.Context, repo string) (*remote.Puller, error) {
+	t, err := c.Transport(ctx, Scope(repo, "pull"))
+	if err != nil {
+		return nil, err
+	}
+	return remote.NewPuller(remote.WithTransport(t), remote.WithContext(ctx))
+}
+
+// Tags lists every tag of repo, following upstream pagination.
+func (c *Client) Tags(ctx context.Context, repo string) ([]string, error) {
+	p, err := c.puller(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	return p.List(ctx, c.reg.Repo(repo))
+}
+
+// Catalog lists every repository, following upstream pagination.
+func (c *Client) Catalog(ctx context.Context) ([]string, error) {
+	t, err := c.Transport(ctx, "registry:catalog:*")
+	if err != nil {
+		return nil, err
+	}
+	p, err := remote.NewPuller(remote.WithTransport(t), remote.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return p.Catalog(ctx, c.reg)
+}
+
+func (c *Client) ref(repo, ref string) (name.Reference, error) {
+	if strings.Contains(ref, ":") {
+		return name.NewDigest(c.reg.Name()+"/"+repo+"@"+ref, name.Insecure)
+	}
+	return name.NewTag(c.reg.Name()+"/"+repo+":"+ref, name.Insecure)
+}
+
+// Head resolves ref (a tag or digest) in repo to a descriptor, asking for
+// every manifest type.
+func (c *Client) Head(ctx context.Context, repo, ref string) (v1.Descriptor, error) {
+	r, err := c.ref(repo, ref)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	p, err := c.puller(ctx, repo)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	d, err := p.Head(ctx, r)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return *d, nil
+}
+
+// Manifest fetches the manifest dgst of repo, verified against its digest.
+// Manifests over limit bytes are refused.
+func (c *Client) Manifest(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, types.MediaType, error) {
+	r, err := c.ref(repo, dgst.String())
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := c.puller(ctx, repo)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := p.Get(ctx, r)
+	if err != nil {
+		return nil, "", err
+	}
+	if int64(len(d.Manifest)) > limit {
+		return nil, "", fmt.Errorf("manifest %s is %d bytes, over the %d-byte limit", dgst, len(d.Manifest), limit)
+	}
+	return d.Manifest, d.MediaType, nil
+}
+
+// Blob reads the small blob dgst of repo (an image config), verified
+// against its digest; blobs over limit bytes are refused.
+func (c *Client) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, error) {
+	r, err := name.NewDigest(c.reg.Name()+"/"+repo+"@"+dgst.String(), name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.puller(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	l, err := p.Layer(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("blob %s is over the %d-byte limit", dgst, limit)
+	}
+	return b, nil
+}
+
+// StatusCode is the HTTP status of an upstream error, or 0 when err is not
+// an HTTP answer (network failure, timeout).
+func StatusCode(err error) int {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode
+	}
+	return 0
+}
+
+// RepoPath is repo as the upstream names it: Docker Hub's official images
+// live under library/.
+func (c *Client) RepoPath(repo string) string {
+	switch c.reg.RegistryStr() {
+	case "index.docker.io", "registry-1.docker.io", "docker.io":
+		if !strings.Contains(repo, "/") {
+			return "library/" + repo
+		}
+	}
+	return repo
+}
+
+// Ping checks that the upstream answers the /v2/ endpoint (any HTTP
+// answer, 401 included, means it is up).
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := transport.Ping(ctx, c.reg, c.base)
+	return err
+}
