@@ -116,10 +116,10 @@ func TestSynthesizeOCIWithAttestations(t *testing.T) {
 	other := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hash("img-s390x"), Size: 501,
 		Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}
 	att := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hash("att-arm64"), Size: 600,
-		Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+		Platform:    &v1.Platform{OS: "unknown", Architecture: "unknown"},
 		Annotations: map[string]string{index.AnnotationReferenceType: "attestation-manifest", index.AnnotationReferenceDigest: img.Digest.String()}}
 	attOther := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hash("att-s390x"), Size: 601,
-		Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+		Platform:    &v1.Platform{OS: "unknown", Architecture: "unknown"},
 		Annotations: map[string]string{index.AnnotationReferenceType: "attestation-manifest", index.AnnotationReferenceDigest: other.Digest.String()}}
 	idx := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{img, att, other, attOther}}
 	s, _ := index.Grammar{}.Parse("2.0-linux-arm64")

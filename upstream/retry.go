@@ -5,8 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"strconv"
+	"syscall"
 	"time"
 )
 
