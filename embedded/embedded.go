@@ -33,6 +33,9 @@ type Options struct {
 	// Verbose keeps distribution's own request logs (logrus, on stderr).
 	// Default false: they are discarded.
 	Verbose bool
+	// Wrap, when set, wraps the registry's handler (tests count requests
+	// and inject faults around the real registry this way).
+	Wrap func(http.Handler) http.Handler
 }
 
 // Registry is a running embedded registry.
@@ -73,13 +76,17 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
 
 	app := handlers.NewApp(ctx, cfg)
+	var h http.Handler = app
+	if o.Wrap != nil {
+		h = o.Wrap(app)
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("embedded registry: %w", err)
 	}
 	r := &Registry{
 		URL: "http://" + ln.Addr().String(),
-		srv: &http.Server{Handler: app, ReadHeaderTimeout: 30 * time.Second},
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
 		ln:  ln,
 		app: app,
 	}

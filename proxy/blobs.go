@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/gorilla/mux"
+
+	"github.com/manifold-proxy/manifold/upstream"
+)
+
+func parseDigest(s string) (v1.Hash, error) {
+	h, err := v1.NewHash(s)
+	if err != nil {
+		return v1.Hash{}, apiErr(errcode.ErrorCodeDigestInvalid, "invalid digest %q: %v", s, err)
+	}
+	return h, nil
+}
+
+// validRange accepts what registries serve: "bytes=<start>-[<end>]".
+func validRange(h string) bool {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return false
+	}
+	start, end, ok := strings.Cut(spec, "-")
+	return ok && start != "" && isDigits(start) && (end == "" || isDigits(end))
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// getBlob serves GET and HEAD /v2/<name>/blobs/<digest> (distribution spec
+// "Pulling blobs"), streamed from upstream without buffering; Range
+// requests get upstream's 206.
+func (p *Proxy) getBlob(w http.ResponseWriter, r *http.Request, t target) error {
+	d, err := parseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	if rg := r.Header.Get("Range"); rg != "" && !validRange(rg) {
+		return apiErr(errcode.ErrorCodeRangeInvalid, "invalid Range %q: want bytes=<start>-[<end>]", rg)
+	}
+	return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/blobs/" + d.String(), scopes: []string{upstream.Scope(t.repo, "pull")}})
+}
+
+// deleteBlob passes DELETE /v2/<name>/blobs/<digest> through.
+func (p *Proxy) deleteBlob(w http.ResponseWriter, r *http.Request, t target) error {
+	if p.o.ReadOnly {
+		return apiErr(errcode.ErrorCodeUnsupported, "this proxy is read-only")
+	}
+	d, err := parseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/blobs/" + d.String(), scopes: []string{upstream.Scope(t.repo, "delete")}})
+}
+
+// startUpload passes POST /v2/<name>/blobs/uploads/ through (distribution
+// spec "Pushing blobs"), including cross-repository mounts: the `from`
+// repository is mapped to its upstream name when it lives on the same
+// upstream; otherwise the mount is dropped and upstream starts a plain
+// upload session, as the spec allows.
+func (p *Proxy) startUpload(w http.ResponseWriter, r *http.Request, t target) error {
+	if p.o.ReadOnly {
+		return apiErr(errcode.ErrorCodeUnsupported, "this proxy is read-only")
+	}
+	q := r.URL.Query()
+	if d := q.Get("digest"); d != "" {
+		if _, err := parseDigest(d); err != nil {
+			return err
+		}
+	}
+	scopes := []string{upstream.Scope(t.repo, "pull", "push")}
+	if mount, from := q.Get("mount"), q.Get("from"); mount != "" || from != "" {
+		if _, err := parseDigest(mount); err != nil {
+			return err
+		}
+		src, err := p.target(from)
+		if err == nil && src.up == t.up {
+			q.Set("from", src.repo)
+			scopes = append(scopes, upstream.Scope(src.repo, "pull"))
+		} else {
+			q.Del("mount")
+			q.Del("from")
+		}
+	}
+	query := q.Encode()
+	return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/blobs/uploads/", query: &query, scopes: scopes})
+}
+
+// upload passes the rest of an upload session through: GET (status), PATCH
+// (chunks, streamed), PUT (close), DELETE (cancel). The session URL is
+// upstream's, with the repository mapped; its query (state) is kept.
+func (p *Proxy) upload(w http.ResponseWriter, r *http.Request, t target) error {
+	if p.o.ReadOnly {
+		return apiErr(errcode.ErrorCodeUnsupported, "this proxy is read-only")
+	}
+	id := mux.Vars(r)["uuid"]
+	if id == "" || strings.ContainsAny(id, "/?#") || id != url.PathEscape(id) {
+		return apiErr(errcode.ErrorCodeBlobUploadInvalid, "invalid upload session %q", id)
+	}
+	return p.forward(w, r, t, forwardOpts{
+		path:   "/v2/" + t.repo + "/blobs/uploads/" + id,
+		scopes: []string{upstream.Scope(t.repo, "pull", "push")},
+	})
+}

@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/manifold-proxy/manifold/upstream"
+)
+
+// catalog serves GET /v2/_catalog: the repositories of every upstream
+// (all their pages), with each upstream's prefix, sorted and paginated
+// with n, last and Link. An upstream without a catalog (Docker Hub) is
+// left out; if no upstream has one, the first one's error is returned.
+func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error {
+	n, last, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	var list []string
+	var firstErr error
+	answered := false
+	for _, u := range p.ups {
+		repos, err := u.client.Catalog(r.Context())
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			if upstream.StatusCode(err)/100 == 4 {
+				continue
+			}
+			return err
+		}
+		answered = true
+		for _, repo := range repos {
+			if u.prefix != "" {
+				repo = u.prefix + "/" + repo
+			}
+			list = append(list, repo)
+		}
+	}
+	if !answered && firstErr != nil {
+		return firstErr
+	}
+	slices.Sort(list)
+	list = slices.Compact(list)
+	page, more := paginate(list, n, last)
+	if more {
+		q := url.Values{"n": {strconv.Itoa(n)}, "last": {page[len(page)-1]}}
+		w.Header().Set("Link", `</v2/_catalog?`+q.Encode()+`>; rel="next"`)
+	}
+	return writeJSON(w, r, map[string][]string{"repositories": nonNil(page)})
+}

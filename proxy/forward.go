@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+)
+
+// forwardOpts tune one pass-through request.
+type forwardOpts struct {
+	// path on the upstream (the proxy path with the repository mapped).
+	path string
+	// query replaces the request's raw query when set.
+	query *string
+	// scopes for the upstream token.
+	scopes []string
+	// onSuccess runs after a 2xx answer (cache invalidation after writes).
+	onSuccess func()
+}
+
+// forward passes the request through to the upstream and streams the
+// answer back unbuffered: status, headers (Range/206, Content-Length,
+// Docker-Content-Digest) and body as upstream sent them. Client credentials
+// for the proxy are never forwarded; the upstream transport adds the
+// proxy's own. Location and Link headers that point into the upstream are
+// rewritten to the proxy's names.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forwardOpts) error {
+	tr, err := t.up.client.Transport(r.Context(), o.scopes...)
+	if err != nil {
+		return err
+	}
+	if p.follow {
+		tr = &redirectFollower{inner: tr}
+	}
+	query := r.URL.RawQuery
+	if o.query != nil {
+		query = *o.query
+	}
+	var failed error
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = t.up.client.URL(o.path, query)
+			pr.Out.Host = pr.Out.URL.Host
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Cookie")
+		},
+		Transport: tr,
+		ModifyResponse: func(resp *http.Response) error {
+			p.metrics.upstream.WithLabelValues(resp.Request.Method, statusClass(resp.StatusCode)).Inc()
+			resp.Header.Del("Docker-Distribution-Api-Version") // the proxy sets its own
+			p.rewriteHeaders(resp.Header, t)
+			if resp.StatusCode/100 == 2 && o.onSuccess != nil {
+				o.onSuccess()
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			failed = err
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			writeError(w, r, apiErr(errcode.ErrorCodeUnavailable, "upstream %s unreachable: %v", t.up.client.Host(), err))
+		},
+	}
+	rp.ServeHTTP(w, r)
+	return failed
+}
+
+func statusClass(code int) string {
+	return string(rune('0'+code/100)) + "xx"
+}
+
+// rewriteHeaders maps upstream URLs in Location and Link to proxy URLs.
+func (p *Proxy) rewriteHeaders(h http.Header, t target) {
+	if loc := h.Get("Location"); loc != "" {
+		h.Set("Location", p.rewriteURL(loc, t))
+	}
+	if links := h.Values("Link"); len(links) > 0 {
+		h.Del("Link")
+		for _, l := range links {
+			start, end := strings.Index(l, "<"), strings.Index(l, ">")
+			if start >= 0 && end > start {
+				l = l[:start+1] + p.rewriteURL(l[start+1:end], t) + l[end:]
+			}
+			h.Add("Link", l)
+		}
+	}
+}
+
+// rewriteURL turns an upstream URL (absolute or relative) under
+// /v2/<repo>/ into the proxy's relative URL under /v2/<name>/. URLs to
+// other hosts (blob storage redirects) are left alone.
+func (p *Proxy) rewriteURL(raw string, t target) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Host != "" && u.Host != t.up.client.Host() {
+		return raw
+	}
+	prefix := "/v2/" + t.repo + "/"
+	if !strings.HasPrefix(u.Path, prefix) {
+		return raw
+	}
+	out := url.URL{Path: "/v2/" + t.name + "/" + strings.TrimPrefix(u.Path, prefix), RawQuery: u.RawQuery}
+	return out.String()
+}
+
+// redirectFollower follows redirects of GET and HEAD requests (blob
+// storage, CDNs) so the proxy streams the content itself. The upstream
+// transport only adds credentials for the upstream host, so nothing secret
+// goes to the redirect target.
+type redirectFollower struct {
+	inner http.RoundTripper
+}
+
+func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return f.inner.RoundTrip(req)
+	}
+	c := &http.Client{Transport: f.inner}
+	out := req.Clone(req.Context())
+	out.RequestURI = ""
+	return c.Do(out)
+}

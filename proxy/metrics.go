@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	upstream *prometheus.CounterVec
+	served   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "manifold_http_requests_total", Help: "Requests served, by route, method and status.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "manifold_http_request_duration_seconds", Help: "Time to serve a request, by route.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"route"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "manifold_upstream_passthrough_total", Help: "Requests passed through to upstreams, by method and status class.",
+		}, []string{"method", "class"}),
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "manifold_index_served_total", Help: "Synthesized indexes served, by how: tag, digest (from the store), recomputed, default-platform child.",
+		}, []string{"how"}),
+	}
+	cs := []prometheus.Collector{m.requests, m.duration, m.upstream, m.served}
+	for _, u := range ups {
+		labels := prometheus.Labels{"upstream": u.client.Host()}
+		counter := func(name, help string, v *atomic.Int64) {
+			cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+				func() float64 { return float64(v.Load()) }))
+		}
+		counter("manifold_cache_hits_total", "Cache answers within TTL.", &u.cache.Stats.Hits)
+		counter("manifold_cache_misses_total", "Cache misses (upstream fetch needed).", &u.cache.Stats.Misses)
+		counter("manifold_cache_stale_total", "Stale answers served while revalidating.", &u.cache.Stats.Stale)
+		counter("manifold_cache_stale_if_error_total", "Stale answers served because upstream failed.", &u.cache.Stats.StaleIfError)
+		counter("manifold_upstream_fetches_total", "Upstream fetches made by the resolver cache.", &u.cache.Stats.Fetches)
+		counter("manifold_syntheses_total", "Index syntheses.", &u.resolver.Stats.Syntheses)
+		counter("manifold_members_excluded_total", "Members excluded from synthesized indexes (platform mismatch, unreadable...).", &u.resolver.Stats.Excluded)
+		counter("manifold_members_duplicate_total", "Duplicate members dropped by the duplicate rule.", &u.resolver.Stats.Duplicates)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Metrics serves the proxy's Prometheus metrics when it has its own
+// registry (Options.Registerer unset); otherwise it is nil and the caller
+// serves its registry.
+func (p *Proxy) Metrics() http.Handler {
+	if p.gather == nil {
+		return nil
+	}
+	return promhttp.HandlerFor(p.gather, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/resolve"
+	"github.com/manifold-proxy/manifold/store"
+	"github.com/manifold-proxy/manifold/upstream"
+)
+
+// Upstream is one upstream registry and the repository prefix that
+// selects it.
+type Upstream struct {
+	// Prefix selects this upstream: proxy repository "<prefix>/<repo>" is
+	// "<repo>" upstream. "" is the default upstream, used when no prefix
+	// matches.
+	Prefix string
+	Client *upstream.Client
+}
+
+// Options configure a Proxy.
+type Options struct {
+	// Upstreams; at least one.
+	Upstreams []Upstream
+	// ReadOnly refuses pushes and deletes with UNSUPPORTED. Default false.
+	ReadOnly bool
+	// Policies for bare tags, matched against the proxy repository name.
+	// Default: merge everywhere.
+	Policies index.Rules
+	// Grammar of member tags. Default: canonical suffixes only.
+	Grammar index.Grammar
+	// DefaultPlatform is served to clients that do not accept the
+	// synthesized list's media type. Default linux/amd64.
+	DefaultPlatform *v1.Platform
+	// Cache of tag lists and descriptors (TTL default 30s).
+	Cache resolve.CacheOptions
+	// MaxManifestBytes caps member manifests. Default 4 MiB.
+	MaxManifestBytes int64
+	// Concurrency bounds members resolved at once per group. Default 8.
+	Concurrency int
+	// Store keeps synthesized indexes by digest. Default: 64 MiB in memory.
+	Store store.Store
+	// FollowRedirects: upstream redirects of GET/HEAD (blob storage,
+	// CDNs) are followed by the proxy, which streams the content; when
+	// false they are passed to the client. Default true.
+	FollowRedirects *bool
+	// Logger for requests and synthesis findings. Default: silent.
+	Logger *slog.Logger
+	// Registerer for Prometheus metrics. Default: a private registry,
+	// served by Proxy.Metrics.
+	Registerer prometheus.Registerer
+}
+
+// Proxy is the registry front-end. It is an http.Handler.
+type Proxy struct {
+	o       Options
+	ups     []*up
+	router  *mux.Router
+	log     *slog.Logger
+	metrics *metrics
+	gather  prometheus.Gatherer
+	follow  bool
+}
+
+type up struct {
+	prefix   string
+	client   *upstream.Client
+	cache    *resolve.Cache
+	resolver *resolve.Resolver
+}
+
+// target is a request's repository, mapped to its upstream.
+type target struct {
+	up *up
+	// name is the repository as the client names it.
+	name string
+	// repo is the repository on the upstream.
+	repo string
+}
+
+// key names a synthesized index in the store: upstream, repository, digest.
+func (t target) key(d v1.Hash) string {
+	return t.up.client.Host() + "/" + t.repo + "@" + d.String()
+}
+
+// New builds a Proxy. It does not contact the upstreams.
+func New(o Options) (*Proxy, error) {
+	if len(o.Upstreams) == 0 {
+		return nil, errors.New("proxy: no upstream")
+	}
+	if err := o.Policies.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy: policies: %w", err)
+	}
+	if o.DefaultPlatform == nil {
+		o.DefaultPlatform = &v1.Platform{OS: "linux", Architecture: "amd64"}
+	}
+	if o.Store == nil {
+		o.Store = store.NewMemory(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{o: o, log: o.Logger, follow: o.FollowRedirects == nil || *o.FollowRedirects}
+	reg := o.Registerer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, p.gather = r, r
+	}
+	seen := map[string]bool{}
+	for _, u := range o.Upstreams {
+		prefix := strings.Trim(u.Prefix, "/")
+		if seen[prefix] {
+			return nil, fmt.Errorf("proxy: two upstreams with prefix %q", prefix)
+		}
+		seen[prefix] = true
+		if u.Client == nil {
+			return nil, fmt.Errorf("proxy: upstream %q has no client", prefix)
+		}
+		cache := resolve.NewCache(u.Client, o.Cache)
+		p.ups = append(p.ups, &up{
+			prefix: prefix,
+			client: u.Client,
+			cache:  cache,
+			resolver: resolve.New(cache, resolve.Options{
+				Grammar: o.Grammar, MaxManifestBytes: o.MaxManifestBytes, Concurrency: o.Concurrency, Logger: o.Logger,
+			}),
+		})
+	}
+	// Longest prefix first; the default ("") last.
+	sort.Slice(p.ups, func(i, j int) bool { return len(p.ups[i].prefix) > len(p.ups[j].prefix) })
+	m, err := newMetrics(reg, p.ups)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = m
+	p.routes()
+	return p, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.router.ServeHTTP(w, r) }
+
+var nameRE = regexp.MustCompile(`^` + reference.NameRegexp.String() + `$`)
+
+// handler is a route's handler; it returns errors for the wrapper to
+// write and log.
+type handler func(w http.ResponseWriter, r *http.Request, t target) error
+
+func (p *Proxy) routes() {
+	r := mux.NewRouter()
+	const name = "{name:.+}"
+	r.Handle("/v2/", p.wrap("base", func(w http.ResponseWriter, r *http.Request, _ target) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		if r.Method != http.MethodHead {
+			_, _ = w.Write([]byte("{}"))
+		}
+		return nil
+	}, false)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v2/_catalog", p.wrap("catalog", p.catalog, false)).Methods(http.MethodGet)
+	r.Handle("/v2/"+name+"/tags/list", p.wrap("tags", p.tags, true)).Methods(http.MethodGet)
+	r.Handle("/v2/"+name+"/manifests/{reference}", p.wrap("manifest", p.getManifest, true)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v2/"+name+"/manifests/{reference}", p.wrap("manifest-write", p.writeManifest, true)).Methods(http.MethodPut, http.MethodDelete)
+	r.Handle("/v2/"+name+"/blobs/uploads/", p.wrap("upload", p.startUpload, true)).Methods(http.MethodPost)
+	r.Handle("/v2/"+name+"/blobs/uploads/{uuid}", p.wrap("upload", p.upload, true)).Methods(http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete)
+	r.Handle("/v2/"+name+"/blobs/{digest}", p.wrap("blob", p.getBlob, true)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v2/"+name+"/blobs/{digest}", p.wrap("blob-delete", p.deleteBlob, true)).Methods(http.MethodDelete)
+	r.Handle("/v2/"+name+"/referrers/{digest}", p.wrap("referrers", p.referrers, true)).Methods(http.MethodGet)
+	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
+	r.Handle("/readyz", http.HandlerFunc(p.readyz))
+	if p.gather != nil {
+		r.Handle("/metrics", p.Metrics())
+	}
+	r.MethodNotAllowedHandler = p.wrap("unsupported", func(http.ResponseWriter, *http.Request, target) error {
+		return apiErr(errcode.ErrorCodeUnsupported, "method not allowed here")
+	}, false)
+	r.NotFoundHandler = p.wrap("unknown", func(http.ResponseWriter, *http.Request, target) error {
+		return &upstreamError{status: http.StatusNotFound, errs: []wireError{{Code: errcode.ErrorCodeUnsupported.String(), Message: "no such endpoint"}}, cause: errors.New("no route")}
+	}, false)
+	p.router = r
+}
+
+// wrap adapts a handler: it maps the repository, writes the error a
+// handler returns, and logs and counts the request once.
+func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		var err error
+		var t target
+		if repo {
+			t, err = p.target(mux.Vars(r)["name"])
+		}
+		if err == nil {
+			err = h(rec, r, t)
+		}
+		if err != nil && !rec.wrote {
+			writeError(rec, r, err)
+		}
+		d := time.Since(start)
+		p.metrics.requests.WithLabelValues(route, r.Method, fmt.Sprint(rec.status)).Inc()
+		p.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "bytes", rec.bytes, "duration", d}
+		if err != nil {
+			attrs = append(attrs, "error", err.Error())
+		}
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		p.log.Log(r.Context(), level, "request", attrs...)
+	})
+}
+
+// target maps a client repository name to an upstream.
+func (p *Proxy) target(name string) (target, error) {
+	if len(name) > 255 || !nameRE.MatchString(name) {
+		return target{}, apiErr(errcode.ErrorCodeNameInvalid, "invalid repository name %q", name)
+	}
+	for _, u := range p.ups {
+		switch {
+		case u.prefix == "":
+			return target{up: u, name: name, repo: u.client.RepoPath(name)}, nil
+		case strings.HasPrefix(name, u.prefix+"/"):
+			return target{up: u, name: name, repo: u.client.RepoPath(strings.TrimPrefix(name, u.prefix+"/"))}, nil
+		}
+	}
+	return target{}, apiErr(errcode.ErrorCodeNameUnknown, "repository %q matches no upstream prefix", name)
+}
+
+func (p *Proxy) policy(t target) index.Policy { return p.o.Policies.For(t.name) }
+
+// readyz answers 200 when every upstream answers /v2/ (any HTTP answer,
+// 401 included: it is up).
+func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	for _, u := range p.ups {
+		if err := u.client.Ping(ctx); err != nil {
+			http.Error(w, fmt.Sprintf("upstream %s: %v", u.client.Host(), err), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Flush keeps streaming working through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
