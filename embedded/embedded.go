@@ -59,6 +59,8 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 	}
 	cfg := &configuration.Configuration{}
 	cfg.Log.Level = "error"
+	// distribution fills these defaults in only when it parses YAML.
+	cfg.Catalog.MaxEntries = 1000
 	storage := configuration.Storage{
 		"delete":      configuration.Parameters{"enabled": true},
 		"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},

@@ -191,7 +191,9 @@ func (c *Client) Catalog(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := remote.NewPuller(remote.WithTransport(t), remote.WithContext(ctx))
+	// Registries cap catalog pages (distribution: 100 by default); ask
+	// for what they all serve and follow the pages.
+	p, err := remote.NewPuller(remote.WithTransport(t), remote.WithContext(ctx), remote.WithPageSize(100))
 	if err != nil {
 		return nil, err
 	}

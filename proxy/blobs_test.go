@@ -1,0 +1,140 @@
+package proxy_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/upstream"
+)
+
+func TestBlobRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	content := make([]byte, 100000)
+	_, _ = rand.Read(content)
+	layer := static.NewLayer(content, types.DockerLayer)
+	d, _ := layer.Digest()
+	if err := remote.WriteLayer(ref(t, e.upstream, "app:x").Context(), layer); err != nil {
+		t.Fatal(err)
+	}
+	path := "/v2/app/blobs/" + d.String()
+
+	resp, body := e.do(http.MethodGet, path)
+	if resp.StatusCode != 200 || !bytes.Equal(body, content) || resp.Header.Get("Docker-Content-Digest") != d.String() {
+		t.Fatalf("GET blob: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	head, hb := e.do(http.MethodHead, path)
+	if head.StatusCode != 200 || len(hb) != 0 || head.Header.Get("Content-Length") != "100000" {
+		t.Errorf("HEAD blob: %d, Content-Length %s", head.StatusCode, head.Header.Get("Content-Length"))
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, e.proxy.URL+path, nil)
+	req.Header.Set("Range", "bytes=1000-1999")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusPartialContent || !bytes.Equal(part, content[1000:2000]) || r2.Header.Get("Content-Range") != "bytes 1000-1999/100000" {
+		t.Errorf("Range: %d %q, %d bytes", r2.StatusCode, r2.Header.Get("Content-Range"), len(part))
+	}
+
+	req.Header.Set("Range", "lines=1-2")
+	r3, body3 := doReq(t, req)
+	if r3.StatusCode != 416 && (r3.StatusCode != 400 || ociError(t, body3) != "RANGE_INVALID") {
+		t.Errorf("bad Range: %d %s", r3.StatusCode, body3)
+	}
+
+	resp, body = e.do(http.MethodGet, "/v2/app/blobs/sha256:"+strings.Repeat("0", 64))
+	if resp.StatusCode != 404 || ociError(t, body) != "BLOB_UNKNOWN" {
+		t.Errorf("unknown blob: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.do(http.MethodGet, "/v2/app/blobs/sha256:xyz")
+	if resp.StatusCode != 400 || ociError(t, body) != "DIGEST_INVALID" {
+		t.Errorf("bad digest: %d %s", resp.StatusCode, body)
+	}
+}
+
+func doReq(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// TestBlobStreamingMemory: a 64 MiB blob through the proxy allocates a
+// small, fixed amount: the proxy streams, it does not buffer.
+func TestBlobStreamingMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a 64 MiB blob")
+	}
+	const size = 64 << 20
+	alloc := streamBlob(t, size)
+	t.Logf("streaming %d MiB allocated %d KiB in total", size>>20, alloc>>10)
+	if alloc > 8<<20 {
+		t.Errorf("streaming %d MiB allocated %d MiB: the proxy buffers", size>>20, alloc>>20)
+	}
+}
+
+// streamBlob serves a blob of size bytes from go-containerregistry's
+// registry (which keeps blobs in memory and serves them without copying),
+// downloads it through the proxy, and returns the bytes allocated meanwhile.
+func streamBlob(t testing.TB, size int) uint64 {
+	content := bytes.Repeat([]byte{0x5a}, size)
+	up := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer up.Close()
+	layer := static.NewLayer(content, types.DockerLayer)
+	d, _ := layer.Digest()
+	host := strings.TrimPrefix(up.URL, "http://")
+	repo, err := name.NewRepository(host+"/big", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(repo, layer); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := upstream.New(upstream.Options{URL: up.URL})
+	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	// Warm the token/transport path with a HEAD, then measure the GET.
+	if resp, err := http.Head(srv.URL + "/v2/big/blobs/" + d.String()); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp, err := http.Get(srv.URL + "/v2/big/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	runtime.ReadMemStats(&after)
+	if err != nil || n != int64(size) {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	return after.TotalAlloc - before.TotalAlloc
+}
