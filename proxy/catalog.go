@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/manifold-proxy/manifold/upstream"
+	"github.com/manifold-proxy/manifold/resolve"
 )
 
 // catalog serves GET /v2/_catalog: the repositories of every upstream
@@ -27,7 +27,7 @@ func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error 
 			if firstErr == nil {
 				firstErr = err
 			}
-			if upstream.StatusCode(err)/100 == 4 {
+			if resolve.Definitive(err) {
 				continue
 			}
 			return err

@@ -56,7 +56,7 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 	ctx := r.Context()
 	tags, err := t.up.cache.Tags(ctx, t.repo)
 	if err != nil {
-		if resolve.NotFound(err) || upstream.StatusCode(err)/100 == 4 {
+		if resolve.Definitive(err) {
 			// Let upstream give its own answer (NAME_UNKNOWN, ...).
 			return p.forward(w, r, t, pull)
 		}
@@ -136,7 +136,7 @@ func (p *Proxy) recompute(r *http.Request, t target, dgst v1.Hash) ([]byte, bool
 	ctx := r.Context()
 	tags, err := t.up.cache.Tags(ctx, t.repo)
 	if err != nil {
-		if upstream.StatusCode(err)/100 == 4 {
+		if resolve.Definitive(err) {
 			return nil, false, nil
 		}
 		return nil, false, err

@@ -10,6 +10,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -24,7 +25,7 @@ func (p *Proxy) tags(w http.ResponseWriter, r *http.Request, t target) error {
 	}
 	all, err := t.up.cache.Tags(r.Context(), t.repo)
 	if err != nil {
-		if upstream.StatusCode(err)/100 == 4 {
+		if resolve.Definitive(err) {
 			// Upstream's own answer (NAME_UNKNOWN...).
 			return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/tags/list", scopes: []string{upstream.Scope(t.repo, "pull")}})
 		}

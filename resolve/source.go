@@ -23,3 +23,8 @@ type Source interface {
 // (as opposed to failing). Sources return errors with a StatusCode() int
 // method or a *transport.Error; statusOf reads both.
 func NotFound(err error) bool { return statusOf(err) == 404 }
+
+// Definitive reports whether err is an answer rather than a failure: a 4xx
+// other than 408 and 429 (not found, denied, invalid). Failures — network
+// errors, timeouts, 5xx, 429 — may go away on a retry.
+func Definitive(err error) bool { return definitive(err) }
