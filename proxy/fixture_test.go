@@ -31,7 +31,7 @@ import (
 // with a manifold proxy in front of it. Requests reaching the registry are
 // counted, and a test can inject faults around it.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	upstream string // host:port of the registry
 	proxy    *httptest.Server
 	host     string // host:port of the proxy
@@ -42,7 +42,7 @@ type env struct {
 	delay    atomic.Int64 // added latency per upstream request, ns
 }
 
-func newEnv(t *testing.T, opts ...func(*proxy.Options)) *env {
+func newEnv(t testing.TB, opts ...func(*proxy.Options)) *env {
 	t.Helper()
 	e := &env{t: t}
 	reg, err := embedded.Start(context.Background(), embedded.Options{Wrap: func(h http.Handler) http.Handler {
@@ -111,7 +111,7 @@ func (e *env) setFault(f func(http.ResponseWriter, *http.Request) bool) {
 }
 
 // ref names repo:tag (or repo@digest) on host.
-func ref(t *testing.T, host, repoRef string) name.Reference {
+func ref(t testing.TB, host, repoRef string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(host+"/"+repoRef, name.Insecure)
 	if err != nil {
@@ -147,7 +147,7 @@ func (e *env) pushIndex(repoTag string, idx v1.ImageIndex) v1.Hash {
 
 // platformImage is a small random image whose config says os/arch/variant
 // (and os.version). oci selects OCI media types, else Docker's.
-func platformImage(t *testing.T, platform string, oci bool) v1.Image {
+func platformImage(t testing.TB, platform string, oci bool) v1.Image {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
@@ -180,7 +180,7 @@ func (e *env) do(method, path string, accept ...string) (*http.Response, []byte)
 	return do(e.t, e.proxy.URL, method, path, accept...)
 }
 
-func do(t *testing.T, base, method, path string, accept ...string) (*http.Response, []byte) {
+func do(t testing.TB, base, method, path string, accept ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
@@ -202,7 +202,7 @@ func do(t *testing.T, base, method, path string, accept ...string) (*http.Respon
 }
 
 // ociError decodes an error envelope and returns its first code.
-func ociError(t *testing.T, b []byte) string {
+func ociError(t testing.TB, b []byte) string {
 	t.Helper()
 	var env struct {
 		Errors []struct {
@@ -217,7 +217,7 @@ func ociError(t *testing.T, b []byte) string {
 	return env.Errors[0].Code
 }
 
-func mustDigest(t *testing.T, x interface{ Digest() (v1.Hash, error) }) v1.Hash {
+func mustDigest(t testing.TB, x interface{ Digest() (v1.Hash, error) }) v1.Hash {
 	t.Helper()
 	d, err := x.Digest()
 	if err != nil {
@@ -228,7 +228,7 @@ func mustDigest(t *testing.T, x interface{ Digest() (v1.Hash, error) }) v1.Hash 
 
 // attestationIndex is what buildx pushes for one platform: an index with
 // the image and an attestation manifest that references it.
-func attestationIndex(t *testing.T, img v1.Image, platform string) v1.ImageIndex {
+func attestationIndex(t testing.TB, img v1.Image, platform string) v1.ImageIndex {
 	t.Helper()
 	p, _ := v1.ParsePlatform(platform)
 	// buildx's attestation manifests say unknown/unknown in their config.
