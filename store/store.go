@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -92,7 +93,13 @@ var _ Store = (*Driver)(nil)
 // NewDriver wraps a storage driver.
 func NewDriver(d storagedriver.StorageDriver) *Driver { return &Driver{d: d} }
 
-func (s *Driver) path(key string) string { return "/manifold/indexes/" + key }
+// path maps a key (host[:port]/repo@algo:hex) to a storage driver path,
+// whose characters are limited to [A-Za-z0-9._-/]:
+// /manifold/indexes/host_port/repo/algo/hex.
+func (s *Driver) path(key string) string {
+	prefix, dgst, _ := strings.Cut(key, "@")
+	return "/manifold/indexes/" + strings.ReplaceAll(prefix, ":", "_") + "/" + strings.ReplaceAll(dgst, ":", "/")
+}
 
 // Get implements Store.
 func (s *Driver) Get(ctx context.Context, key string) ([]byte, error) {
