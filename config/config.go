@@ -392,7 +392,15 @@ func (c *Config) Validate() error {
 	default:
 		fail("log.format", "%q: want text or json", c.Log.Format)
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	// One line for the CLI, every problem named.
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Rules converts Policies to index rules.

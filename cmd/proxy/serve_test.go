@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// runServe runs `proxy serve args...` until the test ends and waits until
+// GET /v2/ answers 200.
+func runServe(t *testing.T, args ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	root := newRoot()
+	var logs bytes.Buffer
+	root.SetErr(&logs)
+	root.SetArgs(append([]string{"serve", "--listen", addr}, args...))
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve did not shut down cleanly: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve never answered /v2/\n%s", logs.String())
+	return ""
+}
+
+func platformImage(t *testing.T, os, arch, variant string) v1.Image {
+	t.Helper()
+	img, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = os, arch, variant
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestServeEmbedded: `proxy serve` with no upstream is a working
+// multi-platform registry: push per-platform tags through it, pull the bare
+// tag for each platform, restart on the same data dir and find them again.
+func TestServeEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	addr := runServe(t, "--data-dir", dir)
+	want := map[string]v1.Hash{}
+	for _, p := range [][3]string{{"linux", "amd64", ""}, {"linux", "arm64", ""}, {"linux", "arm", "v7"}} {
+		img := platformImage(t, p[0], p[1], p[2])
+		tag := "1.0-" + strings.Trim(strings.Join(p[:], "-"), "-")
+		r, _ := name.NewTag(addr+"/demo/app:"+tag, name.Insecure)
+		if err := remote.Write(r, img); err != nil {
+			t.Fatalf("push %s: %v", tag, err)
+		}
+		d, _ := img.Digest()
+		want[strings.Trim(strings.Join(p[:], "/"), "/")] = d
+	}
+	bare, _ := name.NewTag(addr+"/demo/app:1.0", name.Insecure)
+	for p, d := range want {
+		pl, _ := v1.ParsePlatform(p)
+		img, err := remote.Image(bare, remote.WithPlatform(*pl))
+		if err != nil {
+			t.Fatalf("pull %s: %v", p, err)
+		}
+		if got, _ := img.Digest(); got != d {
+			t.Errorf("%s: pulled %s, pushed %s", p, got, d)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "docker", "registry", "v2", "repositories", "demo", "app")); err != nil {
+		t.Errorf("embedded registry did not store under --data-dir: %v", err)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+// TestServeUpstreamFlag: --upstream puts the proxy in front of another
+// registry (here: a second proxy serving its own embedded registry).
+func TestServeUpstreamFlag(t *testing.T) {
+	backend := runServe(t, "--data-dir", t.TempDir())
+	front := runServe(t, "--upstream", "http://"+backend, "--read-only")
+	img := platformImage(t, "linux", "s390x", "")
+	r, _ := name.NewTag(backend+"/x:2-linux-s390x", name.Insecure)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	bare, _ := name.NewTag(front+"/x:2", name.Insecure)
+	got, err := remote.Image(bare, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "s390x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := got.Digest(); a != mustDigest(img) {
+		t.Errorf("through two proxies: %s", a)
+	}
+	w, _ := name.NewTag(front+"/x:3-linux-s390x", name.Insecure)
+	if err := remote.Write(w, img); err == nil || !strings.Contains(err.Error(), "UNSUPPORTED") {
+		t.Errorf("--read-only accepted a push: %v", err)
+	}
+}
+
+func mustDigest(img v1.Image) v1.Hash {
+	d, _ := img.Digest()
+	return d
+}
+
+// TestServeBadConfig: configuration errors are one line naming the field.
+func TestServeBadConfig(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("upstreams: [{url: 'ftp://x'}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"serve", "--config", cfg},
+		{"serve", "--upstream", "registry.example.com"},
+		{"serve", "--listen", "nowhere"},
+		{"serve", "--config", filepath.Join(t.TempDir(), "missing.yaml")},
+	} {
+		root := newRoot()
+		root.SetArgs(args)
+		root.SetErr(&bytes.Buffer{})
+		err := root.ExecuteContext(context.Background())
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %q, want one line", args, err)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"version"})
+	if err := root.Execute(); err != nil || !strings.HasPrefix(out.String(), "manifold ") {
+		t.Errorf("version: %q %v", out.String(), err)
+	}
+}
