@@ -1,0 +1,365 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/manifold-proxy/manifold/index"
+)
+
+// Stage is a step of one platform's build, as reported to Progress.
+type Stage string
+
+const (
+	StageCompile Stage = "compiling"
+	StagePack    Stage = "packing"
+	StagePush    Stage = "pushing"
+	// StageDone ends a platform; Event.Status says how.
+	StageDone Stage = "done"
+	// StageNote is a finding worth showing (a replaced tag, a platform
+	// left out); Event.Platform may be empty.
+	StageNote Stage = "note"
+)
+
+// Status is the outcome of one image or index tag.
+type Status string
+
+const (
+	// StatusBuilt: dry run, nothing pushed.
+	StatusBuilt Status = "built"
+	// StatusPushed: the manifest and the blobs the registry lacked were
+	// uploaded, then the tags set.
+	StatusPushed Status = "pushed"
+	// StatusTagged: the registry already had the manifest; only tags
+	// moved.
+	StatusTagged Status = "tagged"
+	// StatusUnchanged: every tag already pointed to this digest; nothing
+	// was sent.
+	StatusUnchanged Status = "unchanged"
+	// StatusReplaced: an index replaced something else under a bare tag.
+	StatusReplaced Status = "replaced"
+)
+
+// Event reports progress.
+type Event struct {
+	// Platform is os/arch[/variant], or "" for repository-wide notes.
+	Platform string
+	Stage    Stage
+	// Status is set with StageDone.
+	Status Status
+	// Message is a detail: the digest when done, the text of a note.
+	Message string
+}
+
+// Image is one pushed (or, in a dry run, built) image.
+type Image struct {
+	Platform v1.Platform
+	// Tags are the suffixed tags, in the order of Options.Tags.
+	Tags []string
+	// GoEnv is the environment that selected the platform (GOOS=...).
+	GoEnv []string
+	// Base is the base image as given, "" for scratch; BaseDigest the
+	// image used (for a multi-platform base, the platform's child).
+	Base       string
+	BaseDigest v1.Hash
+	// Descriptor of the image manifest.
+	Descriptor v1.Descriptor
+	// Size is config plus layers, compressed: what a pull downloads at
+	// most.
+	Size   int64
+	Status Status
+
+	img v1.Image
+}
+
+// IndexTag is the outcome of pushing the index under one bare tag.
+type IndexTag struct {
+	Tag    string
+	Status Status
+	// Previous is what the tag held before, when it was replaced.
+	Previous *v1.Descriptor
+}
+
+// Index is the multi-platform index of the images, computed by package
+// index exactly as the proxy synthesizes it from the suffixed tags.
+type Index struct {
+	Descriptor v1.Descriptor
+	Bytes      []byte
+	// Tags are the bare tags it was pushed under (Options.Index).
+	Tags []IndexTag
+}
+
+// Result is what Run did.
+type Result struct {
+	// Repository is REGISTRY/REPO as pushed to.
+	Repository string
+	// Package is the import path built, Binary the binary's name.
+	Package, Binary string
+	// Tags are the bare tags.
+	Tags []string
+	// Images in (os, arch, variant) order.
+	Images []Image
+	Index  Index
+	// Skipped are the platforms of "all" that were left out, with why.
+	Skipped []string
+	// Warnings name findings such as member tags of the same bare tag
+	// that this build did not produce.
+	Warnings []string
+	DryRun   bool
+}
+
+// Run builds the package for every platform and pushes one image per
+// platform under <tag>-<os>-<arch>[-<variant>]. It is all-or-nothing:
+// every platform compiles before anything is pushed, and tags move only
+// after every image is in the registry.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(ctx); err != nil {
+		return nil, err
+	}
+	p, err := o.validate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pkg, err := listPackage(ctx, o.GoBinary, o.Dir, o.Env, o.Package)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{
+		Repository: p.repo.Name(), Package: pkg.ImportPath, Binary: pkg.binaryName(),
+		Tags: p.tags, Skipped: p.skipped, DryRun: o.DryRun,
+	}
+	ropts := []remote.Option{remote.WithAuthFromKeychain(o.Keychain), remote.WithJobs(o.PushJobs), remote.WithUserAgent("manifold-build")}
+	if o.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(o.Transport))
+	}
+	var nopts []name.Option
+	if o.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+
+	targets, bases, err := resolveBases(ctx, p, &baseFetcher{nameOpts: nopts, remoteOpts: ropts}, res)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range res.Skipped {
+		o.Progress(Event{Stage: StageNote, Message: "skipped " + s})
+	}
+
+	res.Images = make([]Image, len(targets))
+	cacheRoot := filepath.Join(o.CacheDir, cacheKey(&o, pkg))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(o.Jobs)
+	for i, t := range targets {
+		eg.Go(func() error {
+			img, err := buildOne(ectx, &o, p, pkg, t, bases[i], filepath.Join(cacheRoot, t.Suffix()))
+			if err != nil {
+				o.Progress(Event{Platform: t.String(), Stage: StageDone, Message: "failed"})
+				return err
+			}
+			res.Images[i] = *img
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+
+	idx, err := synthesize(p.tags[0], res.Images)
+	if err != nil {
+		return nil, err
+	}
+	res.Index = Index{Descriptor: idx.Descriptor(), Bytes: idx.Bytes}
+
+	if o.DryRun {
+		for i := range res.Images {
+			res.Images[i].Status = StatusBuilt
+			o.Progress(Event{Platform: index.PlatformString(res.Images[i].Platform), Stage: StageDone, Status: StatusBuilt, Message: res.Images[i].Descriptor.Digest.String()})
+		}
+		return res, nil
+	}
+	if err := push(ctx, &o, p, ropts, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// resolveBases resolves each target's base. A platform that only "all"
+// asked for and that its base does not provide is skipped, not an error.
+func resolveBases(ctx context.Context, p *plan, f *baseFetcher, res *Result) ([]Target, []*baseImage, error) {
+	bases := make([]*baseImage, len(p.targets))
+	errs := make([]error, len(p.targets))
+	// Not errgroup.WithContext: the images keep the context for the
+	// layers they read later, so it must outlive this phase.
+	var eg errgroup.Group
+	for i, t := range p.targets {
+		eg.Go(func() error {
+			bases[i], errs[i] = f.forTarget(ctx, baseFor(p.bases, t), t)
+			var nb *errNoBase
+			if errors.As(errs[i], &nb) && p.fromAll[t.String()] {
+				return nil
+			}
+			return errs[i]
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, nil, err
+	}
+	var ts []Target
+	var bs []*baseImage
+	for i, t := range p.targets {
+		if errs[i] != nil {
+			res.Skipped = append(res.Skipped, errs[i].Error())
+			continue
+		}
+		ts, bs = append(ts, t), append(bs, bases[i])
+	}
+	if len(ts) == 0 {
+		return nil, nil, errors.New("no platform to build: the base provides none of them")
+	}
+	return ts, bs, nil
+}
+
+// buildOne compiles and assembles the image of one platform.
+func buildOne(ctx context.Context, o *Options, p *plan, pkg goPackage, t Target, base *baseImage, dir string) (*Image, error) {
+	o.Progress(Event{Platform: t.String(), Stage: StageCompile})
+	bin, err := compile(ctx, o, pkg, t, dir)
+	if err != nil {
+		return nil, err
+	}
+	o.Progress(Event{Platform: t.String(), Stage: StagePack})
+	mt, err := layerMediaType(base.img)
+	if err != nil {
+		return nil, fmt.Errorf("%s: base %s: %w", t, base.ref, err)
+	}
+	windows := t.Platform.OS == "windows"
+	binName := pkg.binaryName()
+	entrypoint := []string{"/" + binName}
+	if windows {
+		binName += ".exe"
+		entrypoint = []string{`C:\` + binName}
+	}
+	spec := layerSpec{windows: windows, binary: bin, binName: binName, adds: p.adds, dir: o.Dir, mtime: p.mtime}
+	if windows {
+		spec.binName = "Files/" + binName
+	}
+	layer, err := buildLayer(spec, mt, dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t, err)
+	}
+	img, err := assemble(base.img, t, layer, entrypoint, "proxy build "+pkg.ImportPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t, err)
+	}
+	desc, size, err := describe(img)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t, err)
+	}
+	out := &Image{
+		Platform: t.Platform, GoEnv: t.GoEnv, Base: base.ref, BaseDigest: base.digest,
+		Descriptor: desc, Size: size, img: img,
+	}
+	for _, tag := range p.tags {
+		out.Tags = append(out.Tags, index.FormatTag(tag, t.Platform))
+	}
+	return out, nil
+}
+
+// describe returns the manifest descriptor and the compressed size of
+// config and layers.
+func describe(img v1.Image) (v1.Descriptor, int64, error) {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, 0, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, 0, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Descriptor{}, 0, err
+	}
+	d, n, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Descriptor{}, 0, err
+	}
+	size := m.Config.Size
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+	return v1.Descriptor{MediaType: mt, Digest: d, Size: n}, size, nil
+}
+
+// synthesize computes the index from the images' facts with the same
+// code, and the same inputs, as the proxy: members parsed from the tags,
+// platform facts parsed from the config bytes. The bytes do not depend on
+// the bare tag.
+func synthesize(base string, imgs []Image) (*index.Result, error) {
+	members := make([]index.Member, len(imgs))
+	for i, im := range imgs {
+		tag := index.FormatTag(base, im.Platform)
+		s, ok := index.Grammar{}.Parse(tag)
+		if !ok {
+			return nil, fmt.Errorf("tag %s does not parse as a platform member", tag)
+		}
+		rawCfg, err := im.img.RawConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		m, err := im.img.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := index.ParseConfig(m.Config.MediaType, rawCfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tag, err)
+		}
+		members[i] = index.Member{Tag: tag, Suffix: s, Images: []index.Image{{
+			Descriptor: v1.Descriptor{MediaType: im.Descriptor.MediaType, Digest: im.Descriptor.Digest, Size: im.Descriptor.Size},
+			Config:     cfg,
+		}}}
+	}
+	res, err := index.Synthesize(base, members)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Excluded) > 0 || len(res.Entries) != len(imgs) {
+		// Our own images must all be listed; anything else is a bug in
+		// how they were assembled.
+		var why []string
+		for _, x := range res.Excluded {
+			why = append(why, x.String())
+		}
+		return nil, fmt.Errorf("index leaves out built images: %s", strings.Join(why, "; "))
+	}
+	return res, nil
+}
+
+// rawManifest pushes manifest bytes as they are.
+type rawManifest struct {
+	b  []byte
+	mt types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// Platforms lists the images' platforms as os/arch[/variant].
+func (r *Result) Platforms() []string {
+	out := make([]string, len(r.Images))
+	for i, im := range r.Images {
+		out[i] = index.PlatformString(im.Platform)
+	}
+	return slices.Clip(out)
+}

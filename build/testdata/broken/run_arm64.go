@@ -1,0 +1,3 @@
+package main
+
+func run() { var n int = "not a number"; _ = n }
