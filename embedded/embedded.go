@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // access controller
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // storage driver
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // storage driver
@@ -33,6 +34,9 @@ type Options struct {
 	// Verbose keeps distribution's own request logs (logrus, on stderr).
 	// Default false: they are discarded.
 	Verbose bool
+	// Htpasswd, when set, is an htpasswd file (bcrypt) whose users the
+	// registry requires (HTTP basic auth). Default: no authentication.
+	Htpasswd string
 	// Wrap, when set, wraps the registry's handler (tests count requests
 	// and inject faults around the real registry this way).
 	Wrap func(http.Handler) http.Handler
@@ -71,6 +75,9 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 		storage["filesystem"] = configuration.Parameters{"rootdirectory": o.Dir}
 	}
 	cfg.Storage = storage
+	if o.Htpasswd != "" {
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "manifold-embedded", "path": o.Htpasswd}}
+	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err

@@ -1,14 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // forwardOpts tune one pass-through request.
@@ -53,6 +58,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 		ModifyResponse: func(resp *http.Response) error {
 			p.metrics.upstream.WithLabelValues(resp.Request.Method, statusClass(resp.StatusCode)).Inc()
 			resp.Header.Del("Docker-Distribution-Api-Version") // the proxy sets its own
+			if resp.StatusCode == http.StatusUnauthorized {
+				// Upstream refused the proxy's credentials. A 401 with
+				// upstream's challenge would ask the client to log in to the
+				// proxy, which cannot help: say what happened instead.
+				refused(resp, t)
+				return nil
+			}
 			p.rewriteHeaders(resp.Header, t)
 			if resp.StatusCode/100 == 2 && o.onSuccess != nil {
 				o.onSuccess()
@@ -127,4 +139,20 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 	out := req.Clone(req.Context())
 	out.RequestURI = ""
 	return c.Do(out)
+}
+
+// refused rewrites an upstream 401 into a 403 naming the cause.
+func refused(resp *http.Response, t target) {
+	_, errs := fromTransport(&transport.Error{StatusCode: http.StatusUnauthorized, Errors: []transport.Diagnostic{{
+		Code: transport.UnauthorizedErrorCode, Message: "authentication required by " + t.up.client.Host(),
+	}}})
+	body, _ := json.Marshal(map[string][]wireError{"errors": errs})
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.StatusCode = http.StatusForbidden
+	resp.Status = "403 Forbidden"
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Www-Authenticate")
+	resp.Header.Set("Content-Type", "application/json")
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 }
