@@ -1,0 +1,423 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/manifold-proxy/manifold/index"
+)
+
+// inspectBase resolves base as the proxy does under policy and, when the
+// proxy passes the bare tag through, as it would if the bare tag were
+// absent: that is what the members add up to, what inspect shows and what
+// --force writes.
+func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, policy index.Policy) (*Group, error) {
+	v, err := m.view(ctx, tags, base, policy)
+	if err != nil {
+		return nil, err
+	}
+	// shown is the resolution whose members the report lists.
+	shown := v
+	var absent *view
+	if v.action == index.ServeUpstream && len(v.suffixes) > 0 {
+		if absent, err = m.view(ctx, without(tags, base), base, index.Override); err != nil {
+			return nil, err
+		}
+		shown = absent
+	}
+	g := &Group{Base: base, Bare: v.bare.String(), Policy: string(policy)}
+	if v.bareDesc != nil {
+		g.BareDigest = v.bareDesc.Digest.String()
+	}
+	if err := m.describeMembers(ctx, g, shown, v); err != nil {
+		return nil, err
+	}
+
+	// What the proxy serves.
+	switch {
+	case v.action != index.ServeUpstream && v.result != nil:
+		g.Serves = "index"
+		g.Index = &Descriptor{MediaType: string(v.result.MediaType), Digest: v.result.Digest.String(), Size: int64(len(v.result.Bytes)), Synthesized: true}
+	case v.action != index.ServeUpstream, v.bare == index.BareAbsent:
+		g.Serves = "nothing"
+	case v.bare == index.BareIndex:
+		g.Serves = "upstream"
+		g.Index = &Descriptor{MediaType: string(v.bareDesc.MediaType), Digest: v.bareDesc.Digest.String(), Size: v.bareDesc.Size}
+	default:
+		g.Serves = "upstream"
+	}
+
+	if err := m.plan(ctx, g, v, absent, policy); err != nil {
+		return nil, err
+	}
+
+	// The state of the bare tag.
+	switch {
+	case v.bare == index.BareAbsent:
+		g.State = StateAbsent
+	case v.bare == index.BareImage && g.Serves == "index":
+		g.State = StateWouldChange
+	case v.bare == index.BareImage:
+		g.State = StateSinglePlatform
+	case g.Migrate.Action == Conflict:
+		g.State = StateWouldChange
+	default:
+		g.State = StateRealIndex
+	}
+	if g.Serves == "nothing" && len(v.suffixes) > 0 && policy != index.Off {
+		g.Problems = append(g.Problems, "no usable member: the proxy answers 404 MANIFEST_UNKNOWN")
+	}
+	return g, nil
+}
+
+// describeMembers fills Members, Missing and Problems from the resolution
+// shown (the bare tag's own image appears when v merges it).
+func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view) error {
+	g.digests = map[string]v1.Hash{}
+	g.memberIndex = map[string]bool{}
+	g.why = map[string]string{}
+	listed := map[string]bool{}
+	var entries []index.Entry
+	if shown.result != nil {
+		entries = shown.result.Entries
+	}
+	for _, e := range entries {
+		listed[e.Tag] = true
+	}
+	byTag := map[string]*index.Member{}
+	for i := range shown.members {
+		byTag[shown.members[i].Tag] = &shown.members[i]
+	}
+	reasons := map[string][]string{}
+	for _, x := range shown.excluded {
+		reasons[x.Tag] = append(reasons[x.Tag], x.Reason)
+	}
+	for _, w := range shown.warnings {
+		if tag, rest, ok := strings.Cut(w, ": "); ok {
+			reasons[tag] = append(reasons[tag], rest)
+		}
+	}
+	row := func(tag string, d v1.Descriptor, platform string, bare bool) Member {
+		r := Member{Tag: tag, Platform: platform, Bare: bare}
+		if d.Digest.Hex != "" {
+			r.Digest, r.MediaType = d.Digest.String(), string(d.MediaType)
+			g.digests[tag] = d.Digest
+		}
+		r.Included = listed[tag]
+		switch {
+		case !r.Included && len(reasons[tag]) > 0:
+			r.Problem = strings.Join(reasons[tag], "; ")
+		case !r.Included:
+			r.Problem = "not listed"
+		case len(reasons[tag]) > 0:
+			r.Note = "partly left out: " + strings.Join(reasons[tag], "; ")
+		}
+		if d.MediaType.IsIndex() && !bare {
+			g.memberIndex[tag] = true
+			note := "index, flattened"
+			if mm := byTag[tag]; mm != nil {
+				note = fmt.Sprintf("index, flattened to %s and %s", plural(len(mm.Images), "image"), plural(len(mm.Attestations), "attestation"))
+			}
+			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
+			g.Problems = append(g.Problems, fmt.Sprintf("%s is an %s", tag, note))
+		}
+		if !r.Included {
+			g.why[tag] = r.Problem
+			g.Problems = append(g.Problems, fmt.Sprintf("%s left out: %s", tag, r.Problem))
+		}
+		return r
+	}
+	if v.action == index.ServeIndexWithBare && v.bareDesc != nil {
+		g.Members = append(g.Members, row(g.Base, *v.bareDesc, barePlatform(g.Base, entries, byTag[g.Base]), true))
+	}
+	for _, s := range shown.suffixes {
+		g.suffixTags = append(g.suffixTags, s.Tag)
+		d, err := m.cache.Head(ctx, m.o.Repository, s.Tag)
+		if err != nil && !definitive(err) {
+			return err
+		}
+		g.Members = append(g.Members, row(s.Tag, d, index.PlatformString(s.Platform), false))
+	}
+	if g.Members == nil {
+		g.Members = []Member{}
+	}
+	// Missing against --expect: the listed images' platforms.
+	have := map[string]bool{}
+	for _, e := range entries {
+		if p := e.Descriptor.Platform; p != nil {
+			have[index.PlatformString(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})] = true
+		}
+	}
+	for _, p := range m.o.Expect {
+		if s := index.PlatformString(p); !have[s] {
+			g.Missing = append(g.Missing, s)
+			g.Problems = append(g.Problems, "missing "+s)
+		}
+	}
+	return nil
+}
+
+// barePlatform is the platform the bare tag's image is listed with, else
+// its config's.
+func barePlatform(base string, entries []index.Entry, mm *index.Member) string {
+	for _, e := range entries {
+		if e.Tag == base && e.Descriptor.Platform != nil && e.Descriptor.Platform.OS != "unknown" {
+			p := e.Descriptor.Platform
+			return index.PlatformString(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+		}
+	}
+	if mm != nil && len(mm.Images) > 0 && mm.Images[0].Config != nil {
+		c := mm.Images[0].Config
+		return index.PlatformString(index.Normalize(v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}))
+	}
+	return ""
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return "1 " + s
+	}
+	return fmt.Sprintf("%d %ss", n, s)
+}
+
+// plan decides what migrate does with the base. v is the resolution under
+// the repository's policy; absent, when the proxy passes the bare tag
+// through, is the resolution as if the bare tag did not exist.
+func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy index.Policy) error {
+	p := &g.Migrate
+	switch {
+	case len(v.suffixes) == 0:
+		p.Action, p.Reason = Skip, "no per-platform tags"
+	case policy == index.Off:
+		p.Action, p.Reason = Skip, "proxy serves upstream's tag (policy off)"
+	case v.action != index.ServeUpstream && v.result == nil:
+		p.Action, p.Reason = Skip, "no usable member: the proxy serves nothing"
+	case v.action != index.ServeUpstream:
+		g.planned = fromResult(v.result)
+		p.Action = Create
+		if v.bare == index.BareImage {
+			p.Action = Update
+			old := v.bareDesc.Digest
+			if g.planned.refs[old] {
+				p.Notes = append(p.Notes, fmt.Sprintf("the former bare image %s is listed in the index (merge)", old))
+			} else {
+				p.Notes = append(p.Notes, fmt.Sprintf("the former bare image %s is no longer tagged afterwards: it stays readable by digest until the registry collects untagged manifests", old))
+			}
+		}
+	case v.bare == index.BareImage:
+		p.Action, p.Reason = Skip, fmt.Sprintf("proxy serves upstream's tag (policy %s, the bare tag is an image)", policy)
+	case absent == nil || absent.result == nil:
+		p.Action, p.Reason = Skip, "proxy serves upstream's tag (a real index; no usable member)"
+	default:
+		// A real index under the bare tag: the proxy passes it through.
+		s := absent.result
+		if v.bareDesc.Digest == s.Digest {
+			g.planned = fromResult(s)
+			p.Action, p.Reason = Unchanged, "the bare tag holds this index"
+			break
+		}
+		existing, mt, err := m.o.Client.Manifest(ctx, m.o.Repository, v.bareDesc.Digest, m.o.MaxManifestBytes)
+		if err != nil && !definitive(err) {
+			return err
+		}
+		if err == nil {
+			if t, n := holdsMembers(g.Base, existing, mt, absent.members); t != nil {
+				g.planned = t
+				p.Action = Unchanged
+				p.Reason = fmt.Sprintf("the bare tag holds this index; it also lists %s no member tag points at (a former bare image, pruned members)", plural(n, "image"))
+				break
+			}
+		}
+		g.forced = fromResult(s)
+		p.Action = Conflict
+		p.Reason = fmt.Sprintf("the bare tag holds another index, %s (the proxy passes it through)", v.bareDesc.Digest)
+		if err == nil {
+			if d := diff(existing, s); d != "" {
+				p.Reason += ": " + d
+			}
+		}
+		p.Reason += "; --force replaces it"
+	}
+	t := g.planned
+	if t == nil {
+		t = g.forced
+	}
+	if t != nil {
+		p.Digest, p.MediaType = t.digest.String(), string(t.mediaType)
+		p.Prune, p.Keep = g.pruneSet(t)
+	}
+	return nil
+}
+
+// pruneSet splits the member tags into those --prune-suffixed untags (the
+// index lists their manifest, so nothing becomes unreachable) and those it
+// keeps, with why.
+func (g *Group) pruneSet(t *target) (prune, keep []string) {
+	for _, tag := range g.suffixTags {
+		d, ok := g.digests[tag]
+		switch {
+		case ok && t.refs[d]:
+			prune = append(prune, tag)
+		case g.memberIndex[tag]:
+			keep = append(keep, tag+": a member index; its own manifest is not in the index")
+		case g.why[tag] != "":
+			keep = append(keep, tag+": not in the index ("+g.why[tag]+")")
+		default:
+			keep = append(keep, tag+": not in the index")
+		}
+	}
+	return prune, keep
+}
+
+func fromResult(r *index.Result) *target {
+	t := &target{bytes: r.Bytes, mediaType: r.MediaType, digest: r.Digest, refs: map[v1.Hash]bool{}}
+	for _, e := range r.Entries {
+		t.refs[e.Descriptor.Digest] = true
+	}
+	return t
+}
+
+func fromBytes(b []byte, mt types.MediaType) (*target, error) {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	if mt == "" {
+		mt = idx.MediaType
+	}
+	t := &target{bytes: b, mediaType: mt, digest: sha256Hash(b), refs: map[v1.Hash]bool{}}
+	for _, d := range idx.Manifests {
+		t.refs[d.Digest] = true
+	}
+	return t, nil
+}
+
+func sha256Hash(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+// holdsMembers reports whether existing is exactly the index the proxy
+// synthesizes from the current members plus images existing already lists
+// that no member tag points at any more: the former bare image a merge
+// listed, members pruned after a previous migration. Such an index is what
+// an earlier migrate wrote, and still agrees with every member. The
+// untagged images' platforms are taken from their entries (written from
+// their configs). It returns the index and how many such images it lists.
+func holdsMembers(base string, existing []byte, mt types.MediaType, members []index.Member) (*target, int) {
+	if members == nil {
+		return nil, 0
+	}
+	t, err := fromBytes(existing, mt)
+	if err != nil {
+		return nil, 0
+	}
+	idx, _ := v1.ParseIndexManifest(bytes.NewReader(existing))
+	listed := map[v1.Hash]bool{}
+	for _, mm := range members {
+		for _, img := range mm.Images {
+			listed[img.Descriptor.Digest] = true
+		}
+		for _, a := range mm.Attestations {
+			listed[a.Digest] = true
+		}
+	}
+	all := slices.Clip(members)
+	extra := map[v1.Hash]int{} // image digest → index in all
+	for _, d := range idx.Manifests {
+		if listed[d.Digest] || d.Platform == nil || !d.MediaType.IsImage() || d.Annotations[index.AnnotationReferenceType] != "" {
+			continue
+		}
+		cfg := types.OCIConfigJSON
+		if d.MediaType == types.DockerManifestSchema2 {
+			cfg = types.DockerConfigJSON
+		}
+		p := d.Platform
+		extra[d.Digest] = len(all)
+		all = append(all, index.Member{Tag: base, Images: []index.Image{{
+			Descriptor: v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Annotations: d.Annotations},
+			Config:     &index.Config{MediaType: cfg, OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion, OSFeatures: p.OSFeatures},
+		}}})
+	}
+	if len(extra) == 0 {
+		return nil, 0
+	}
+	// Attestations of untagged images go with them.
+	for _, d := range idx.Manifests {
+		if listed[d.Digest] || d.Annotations[index.AnnotationReferenceType] != "attestation-manifest" {
+			continue
+		}
+		ref, err := v1.NewHash(d.Annotations[index.AnnotationReferenceDigest])
+		i, ok := extra[ref]
+		if err != nil || !ok {
+			return nil, 0
+		}
+		all[i].Attestations = append(all[i].Attestations, v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Annotations: d.Annotations})
+	}
+	res, err := index.Synthesize(base, all)
+	if err != nil || !bytes.Equal(res.Bytes, existing) {
+		return nil, 0
+	}
+	return t, len(extra)
+}
+
+// diff says how an existing index differs from the synthesized one, by
+// platform.
+func diff(existing []byte, s *index.Result) string {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(existing))
+	if err != nil {
+		return ""
+	}
+	platforms := func(descs []v1.Descriptor) map[string]v1.Hash {
+		out := map[string]v1.Hash{}
+		for _, d := range descs {
+			if d.Platform == nil || d.Platform.OS == "unknown" {
+				continue
+			}
+			out[index.PlatformString(index.Normalize(*d.Platform))] = d.Digest
+		}
+		return out
+	}
+	synth := make([]v1.Descriptor, len(s.Entries))
+	for i, e := range s.Entries {
+		synth[i] = e.Descriptor
+	}
+	have, want := platforms(idx.Manifests), platforms(synth)
+	var onlyHave, onlyWant, differ []string
+	for p, d := range have {
+		switch w, ok := want[p]; {
+		case !ok:
+			onlyHave = append(onlyHave, p)
+		case w != d:
+			differ = append(differ, p)
+		}
+	}
+	for p := range want {
+		if _, ok := have[p]; !ok {
+			onlyWant = append(onlyWant, p)
+		}
+	}
+	var parts []string
+	add := func(label string, ps []string) {
+		if len(ps) > 0 {
+			sort.Strings(ps)
+			parts = append(parts, label+" "+strings.Join(ps, ", "))
+		}
+	}
+	add("only the registry's index has", onlyHave)
+	add("only the members have", onlyWant)
+	add("other images for", differ)
+	if len(parts) == 0 {
+		return "same images, other bytes"
+	}
+	return strings.Join(parts, "; ")
+}
