@@ -131,14 +131,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := listPackage(ctx, o.GoBinary, o.Dir, o.Env, o.Package)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{
-		Repository: p.repo.Name(), Package: pkg.ImportPath, Binary: pkg.binaryName(),
-		Tags: p.tags, Skipped: p.skipped, DryRun: o.DryRun,
-	}
+	res := &Result{Repository: p.repo.Name(), Tags: p.tags, Skipped: p.skipped, DryRun: o.DryRun}
 	ropts := []remote.Option{remote.WithAuthFromKeychain(o.Keychain), remote.WithJobs(o.PushJobs), remote.WithUserAgent("manifold-build")}
 	if o.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(o.Transport))
@@ -147,32 +140,80 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Insecure {
 		nopts = append(nopts, name.Insecure)
 	}
-
-	targets, bases, err := resolveBases(ctx, p, &baseFetcher{nameOpts: nopts, remoteOpts: ropts}, res)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range res.Skipped {
+	for _, s := range p.skipped {
 		o.Progress(Event{Stage: StageNote, Message: "skipped " + s})
 	}
 
-	res.Images = make([]Image, len(targets))
-	cacheRoot := filepath.Join(o.CacheDir, cacheKey(&o, pkg))
+	// `go list` checks the package while the platforms compile: it costs
+	// as much as a no-change `go build`, and only the binary's name waits
+	// for it.
+	pkgc := make(chan struct{})
+	var pkg goPackage
+	var pkgErr error
+	go func() {
+		defer close(pkgc)
+		pkg, pkgErr = listPackage(ctx, o.GoBinary, o.Dir, o.Env, o.Package)
+	}()
+	waitPkg := func(ctx context.Context) (goPackage, error) {
+		select {
+		case <-pkgc:
+			return pkg, pkgErr
+		case <-ctx.Done():
+			return goPackage{}, ctx.Err()
+		}
+	}
+
+	// Per platform: base, then compile (at most Jobs at once), then pack,
+	// which does not hold a compile slot.
+	fetcher := &baseFetcher{nameOpts: nopts, remoteOpts: ropts}
+	cacheRoot := filepath.Join(o.CacheDir, cacheKey(&o))
+	images := make([]*Image, len(p.targets))
+	skipped := make([]string, len(p.targets))
+	slots := make(chan struct{}, o.Jobs)
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(o.Jobs)
-	for i, t := range targets {
+	for i, t := range p.targets {
 		eg.Go(func() error {
-			img, err := buildOne(ectx, &o, p, pkg, t, bases[i], filepath.Join(cacheRoot, t.Suffix()))
+			// The base image keeps the context it was read with for the
+			// layers it reads later: Run's, not this phase's.
+			base, err := fetcher.forTarget(ctx, baseFor(p.bases, t), t)
+			var nb *errNoBase
+			if errors.As(err, &nb) && p.fromAll[t.String()] {
+				skipped[i] = err.Error()
+				return nil
+			}
 			if err != nil {
-				o.Progress(Event{Platform: t.String(), Stage: StageDone, Message: "failed"})
 				return err
 			}
-			res.Images[i] = *img
+			img, err := buildOne(ectx, &o, p, t, base, filepath.Join(cacheRoot, t.Suffix()), slots, waitPkg)
+			if err != nil {
+				if ectx.Err() == nil {
+					o.Progress(Event{Platform: t.String(), Stage: StageDone, Message: "failed"})
+				}
+				return err
+			}
+			images[i] = img
 			return nil
 		})
 	}
-	if err := eg.Wait(); err != nil {
+	err = eg.Wait()
+	if _, perr := waitPkg(ctx); perr != nil {
+		// A package that does not load explains any compile failure.
+		return nil, perr
+	}
+	if err != nil {
 		return nil, err
+	}
+	res.Package, res.Binary = pkg.ImportPath, pkg.binaryName()
+	for i, img := range images {
+		if img != nil {
+			res.Images = append(res.Images, *img)
+		} else if skipped[i] != "" {
+			res.Skipped = append(res.Skipped, skipped[i])
+			o.Progress(Event{Stage: StageNote, Message: "skipped " + skipped[i]})
+		}
+	}
+	if len(res.Images) == 0 {
+		return nil, errors.New("no platform to build: the base provides none of them")
 	}
 
 	idx, err := synthesize(p.tags[0], res.Images)
@@ -194,46 +235,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// resolveBases resolves each target's base. A platform that only "all"
-// asked for and that its base does not provide is skipped, not an error.
-func resolveBases(ctx context.Context, p *plan, f *baseFetcher, res *Result) ([]Target, []*baseImage, error) {
-	bases := make([]*baseImage, len(p.targets))
-	errs := make([]error, len(p.targets))
-	// Not errgroup.WithContext: the images keep the context for the
-	// layers they read later, so it must outlive this phase.
-	var eg errgroup.Group
-	for i, t := range p.targets {
-		eg.Go(func() error {
-			bases[i], errs[i] = f.forTarget(ctx, baseFor(p.bases, t), t)
-			var nb *errNoBase
-			if errors.As(errs[i], &nb) && p.fromAll[t.String()] {
-				return nil
-			}
-			return errs[i]
-		})
+// buildOne compiles and assembles the image of one platform. The compile
+// takes one of slots; waitPkg gives the listed package, needed from the
+// binary's name on.
+func buildOne(ctx context.Context, o *Options, p *plan, t Target, base *baseImage, dir string,
+	slots chan struct{}, waitPkg func(context.Context) (goPackage, error)) (*Image, error) {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if err := eg.Wait(); err != nil {
-		return nil, nil, err
-	}
-	var ts []Target
-	var bs []*baseImage
-	for i, t := range p.targets {
-		if errs[i] != nil {
-			res.Skipped = append(res.Skipped, errs[i].Error())
-			continue
-		}
-		ts, bs = append(ts, t), append(bs, bases[i])
-	}
-	if len(ts) == 0 {
-		return nil, nil, errors.New("no platform to build: the base provides none of them")
-	}
-	return ts, bs, nil
-}
-
-// buildOne compiles and assembles the image of one platform.
-func buildOne(ctx context.Context, o *Options, p *plan, pkg goPackage, t Target, base *baseImage, dir string) (*Image, error) {
 	o.Progress(Event{Platform: t.String(), Stage: StageCompile})
-	bin, err := compile(ctx, o, pkg, t, dir)
+	err := compile(ctx, o, t, dir)
+	<-slots
+	if err != nil {
+		return nil, err
+	}
+	pkg, err := waitPkg(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -242,16 +260,16 @@ func buildOne(ctx context.Context, o *Options, p *plan, pkg goPackage, t Target,
 	if err != nil {
 		return nil, fmt.Errorf("%s: base %s: %w", t, base.ref, err)
 	}
+	// The binary goes at the root: /<name>, or C:\<name>.exe, which is
+	// Files/<name>.exe in a Windows layer.
 	windows := t.Platform.OS == "windows"
 	binName := pkg.binaryName()
+	spec := layerSpec{windows: windows, binary: filepath.Join(dir, binName), binName: binName, adds: p.adds, dir: o.Dir, mtime: p.mtime}
 	entrypoint := []string{"/" + binName}
 	if windows {
-		binName += ".exe"
-		entrypoint = []string{`C:\` + binName}
-	}
-	spec := layerSpec{windows: windows, binary: bin, binName: binName, adds: p.adds, dir: o.Dir, mtime: p.mtime}
-	if windows {
-		spec.binName = "Files/" + binName
+		spec.binary += ".exe"
+		spec.binName = "Files/" + binName + ".exe"
+		entrypoint = []string{`C:\` + binName + ".exe"}
 	}
 	layer, err := buildLayer(spec, mt, dir)
 	if err != nil {

@@ -99,42 +99,42 @@ func goBuildArgs(o *Options, out, pkg string) []string {
 	return append(args, "--", pkg)
 }
 
-// compile builds pkg for t into dir. The output path is stable across
-// runs: when the binary there is up to date (its build ID matches), the go
-// command neither relinks nor rewrites it, which is what makes a no-change
-// rebuild cheap.
-func compile(ctx context.Context, o *Options, p goPackage, t Target, dir string) (string, error) {
-	name := p.binaryName()
-	if t.Platform.OS == "windows" {
-		name += ".exe"
-	}
+// compile builds the package for t into dir, which go names the binary
+// in (as `go build` does: the import path's last element, .exe on
+// Windows). dir is the same on every run: when the binary there is up to
+// date (its build ID matches), the go command neither relinks nor
+// rewrites it, which is what makes a no-change rebuild cheap.
+func compile(ctx context.Context, o *Options, t Target, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return err
 	}
-	out := filepath.Join(dir, name)
-	cmd := exec.CommandContext(ctx, o.GoBinary, goBuildArgs(o, out, p.ImportPath)...)
+	cmd := exec.CommandContext(ctx, o.GoBinary, goBuildArgs(o, dir+string(filepath.Separator), o.Package)...)
 	cmd.Dir = o.Dir
 	cmd.Env = append(append(append([]string(nil), o.Env...), "CGO_ENABLED=0"), t.GoEnv...)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return ctx.Err()
 		}
-		return "", &CompileError{Platform: t.String(), Package: p.ImportPath, Err: err, Output: output.String()}
+		return &CompileError{Platform: t.String(), Package: o.Package, Err: err, Output: output.String()}
 	}
-	return out, nil
+	return nil
 }
 
 // cacheKey names the directory that keeps one package's binaries and
 // layers between runs.
-func cacheKey(o *Options, p goPackage) string {
+func cacheKey(o *Options) string {
 	h := sha256.New()
-	for _, s := range []string{p.Dir, p.ImportPath, o.Dir} {
+	for _, s := range []string{o.Dir, o.Package} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return p.binaryName() + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+	name := filepath.Base(filepath.Join(o.Dir, filepath.FromSlash(o.Package)))
+	if !strings.HasPrefix(o.Package, ".") && !filepath.IsAbs(o.Package) {
+		name = path.Base(o.Package) // an import path
+	}
+	return name + "-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func stderrOf(err error) string {
