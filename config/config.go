@@ -53,6 +53,8 @@ type Config struct {
 	// storage, CDNs) and stream the content itself; false passes them to
 	// the client. Default true.
 	FollowRedirects *bool `json:"followRedirects"`
+	// Auth controls who may use the proxy. Default: anyone (no login).
+	Auth Auth `json:"auth"`
 	// Log configures structured logs on stderr.
 	Log Log `json:"log"`
 	// ShutdownTimeout bounds graceful shutdown. Default "30s".
@@ -132,6 +134,29 @@ type Store struct {
 	Driver string `json:"driver"`
 	// Parameters of the driver, e.g. {rootdirectory: /var/lib/manifold}.
 	Parameters map[string]any `json:"parameters"`
+}
+
+// Auth configures client authentication to the proxy.
+type Auth struct {
+	// Htpasswd is a file of users with bcrypt passwords (htpasswd -B).
+	// Default "": no login required.
+	Htpasswd string `json:"htpasswd"`
+	// Realm of the Basic challenge. Default "manifold".
+	Realm string `json:"realm"`
+	// AnonymousRead lets requests without credentials pull. Default false.
+	AnonymousRead bool `json:"anonymousRead"`
+	// Rules restrict users per repository pattern; first match wins; no
+	// match: every user may read and write. Default: none.
+	Rules []AccessRule `json:"rules"`
+}
+
+// AccessRule says who may read and write matching repositories.
+type AccessRule struct {
+	// Repositories is a path.Match pattern. Required.
+	Repositories string `json:"repositories"`
+	// Read and Write list user names; "*" is any authenticated user.
+	Read  []string `json:"read"`
+	Write []string `json:"write"`
 }
 
 // Log configures logging.
@@ -230,6 +255,9 @@ func (c *Config) applyDefaults() {
 	if c.FollowRedirects == nil {
 		t := true
 		c.FollowRedirects = &t
+	}
+	if c.Auth.Realm == "" {
+		c.Auth.Realm = "manifold"
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -381,6 +409,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.Driver == "" && len(c.Store.Parameters) > 0 {
 		fail("store.driver", "required with store.parameters")
+	}
+	if c.Auth.Htpasswd == "" && (c.Auth.AnonymousRead || len(c.Auth.Rules) > 0) {
+		fail("auth.htpasswd", "required with auth.anonymousRead or auth.rules")
+	}
+	for i, r := range c.Auth.Rules {
+		f := fmt.Sprintf("auth.rules[%d].repositories", i)
+		if r.Repositories == "" {
+			fail(f, "required")
+		} else if _, err := path.Match(r.Repositories, ""); err != nil {
+			fail(f, "%q: %v", r.Repositories, err)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -85,6 +85,8 @@ func TestValidateNamesFields(t *testing.T) {
 		{"log: {format: xml}", "log.format:"},
 		{"limits: {concurrency: -1}", "limits.concurrency:"},
 		{"store: {parameters: {a: b}}", "store.driver:"},
+		{"auth: {anonymousRead: true}", "auth.htpasswd: required"},
+		{"auth: {htpasswd: /x, rules: [{read: [a]}]}", "auth.rules[0].repositories: required"},
 	}
 	for _, tt := range tests {
 		c, err := config.Parse(strings.NewReader(tt.yaml))

@@ -15,6 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 
+	dauth "github.com/distribution/distribution/v3/registry/auth"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -80,5 +83,94 @@ func TestUpstreamCredentials(t *testing.T) {
 	resp, body := do(t, "http://"+bad, http.MethodGet, "/v2/private/app/manifests/1")
 	if resp.StatusCode != http.StatusForbidden || ociError(t, body) != "UNAUTHORIZED" || !strings.Contains(string(body), "upstream refused the proxy's credentials") {
 		t.Errorf("wrong upstream credentials: %d %s", resp.StatusCode, body)
+	}
+}
+
+func writeHtpasswd(t *testing.T, users map[string]string) string {
+	t.Helper()
+	var lines []string
+	for u, pw := range users {
+		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, u+":"+string(hash))
+	}
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestClientAuth: an htpasswd-protected proxy challenges, lets users in,
+// applies per-repository read/write rules and filters the catalog.
+func TestClientAuth(t *testing.T) {
+	t.Parallel()
+	htpasswd := writeHtpasswd(t, map[string]string{"alice": "a-pw", "bob": "b-pw"})
+	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": htpasswd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *proxy.Options) {
+		o.Access = &proxy.Access{Controller: ctl, Rules: []proxy.AccessRule{
+			{Pattern: "team/*", Read: []string{"*"}, Write: []string{"alice"}},
+			{Pattern: "secret/*", Read: []string{"alice"}, Write: []string{"alice"}},
+		}}
+	})
+	e.push("team/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("secret/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	alice := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "a-pw"})
+	bob := authn.FromConfig(authn.AuthConfig{Username: "bob", Password: "b-pw"})
+
+	resp, body := e.do(http.MethodGet, "/v2/")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Basic realm="manifold"` || ociError(t, body) != "UNAUTHORIZED" {
+		t.Errorf("anonymous /v2/: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+	}
+	if _, err := remote.Index(ref(t, e.host, "team/app:1")); err == nil {
+		t.Error("anonymous pull allowed")
+	}
+	if _, err := remote.Index(ref(t, e.host, "team/app:1"), remote.WithAuth(bob)); err != nil {
+		t.Errorf("bob pulls team/app: %v", err)
+	}
+	if _, err := remote.Index(ref(t, e.host, "secret/app:1"), remote.WithAuth(bob)); err == nil || !strings.Contains(err.Error(), "DENIED") {
+		t.Errorf("bob pulls secret/app: %v", err)
+	}
+	if err := remote.Write(ref(t, e.host, "team/app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(bob)); err == nil {
+		t.Error("bob pushed to team/app")
+	}
+	if err := remote.Write(ref(t, e.host, "team/app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
+		t.Errorf("alice pushes to team/app: %v", err)
+	}
+	wrong := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "nope"})
+	if _, err := remote.Index(ref(t, e.host, "team/app:1"), remote.WithAuth(wrong)); err == nil {
+		t.Error("wrong password accepted")
+	}
+	reg, _ := name.NewRegistry(e.host, name.Insecure)
+	for user, want := range map[authn.Authenticator]string{bob: "team/app", alice: "secret/app team/app"} {
+		repos, err := remote.Catalog(context.Background(), reg, remote.WithAuth(user))
+		if err != nil || strings.Join(repos, " ") != want {
+			t.Errorf("catalog: %v %v, want %s", repos, err, want)
+		}
+	}
+}
+
+func TestAnonymousRead(t *testing.T) {
+	t.Parallel()
+	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": writeHtpasswd(t, map[string]string{"ci": "pw"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *proxy.Options) { o.Access = &proxy.Access{Controller: ctl, AnonymousRead: true} })
+	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	if _, err := remote.Index(ref(t, e.host, "app:1")); err != nil {
+		t.Errorf("anonymous read: %v", err)
+	}
+	if err := remote.Write(ref(t, e.host, "app:2-linux-amd64"), platformImage(t, "linux/amd64", false)); err == nil {
+		t.Error("anonymous push allowed")
+	}
+	ci := authn.FromConfig(authn.AuthConfig{Username: "ci", Password: "pw"})
+	if err := remote.Write(ref(t, e.host, "app:2-linux-amd64"), platformImage(t, "linux/amd64", false), remote.WithAuth(ci)); err != nil {
+		t.Errorf("ci push: %v", err)
 	}
 }

@@ -37,7 +37,9 @@ func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error 
 			if u.prefix != "" {
 				repo = u.prefix + "/" + repo
 			}
-			list = append(list, repo)
+			if p.mayRead(userOf(r), repo) {
+				list = append(list, repo)
+			}
 		}
 	}
 	if !answered && firstErr != nil {

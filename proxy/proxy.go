@@ -59,6 +59,8 @@ type Options struct {
 	// CDNs) are followed by the proxy, which streams the content; when
 	// false they are passed to the client. Default true.
 	FollowRedirects *bool
+	// Access controls who may use the proxy. Default nil: anyone.
+	Access *Access
 	// Logger for requests and synthesis findings. Default: silent.
 	Logger *slog.Logger
 	// Registerer for Prometheus metrics. Default: a private registry,
@@ -105,6 +107,11 @@ func New(o Options) (*Proxy, error) {
 	}
 	if err := o.Policies.Validate(); err != nil {
 		return nil, fmt.Errorf("proxy: policies: %w", err)
+	}
+	if o.Access != nil {
+		if err := o.Access.Validate(); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
 	}
 	if o.DefaultPlatform == nil {
 		o.DefaultPlatform = &v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -207,6 +214,11 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 		if repo {
 			t, err = p.target(mux.Vars(r)["name"])
 		}
+		if err == nil && route != "unknown" {
+			var user string
+			user, err = p.authorize(rec, r, t.name)
+			r = r.WithContext(withUser(r.Context(), user))
+		}
 		if err == nil {
 			err = h(rec, r, t)
 		}
@@ -289,3 +301,14 @@ func (s *statusRecorder) Flush() {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+type userKey struct{}
+
+func withUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+func userOf(r *http.Request) string {
+	u, _ := r.Context().Value(userKey{}).(string)
+	return u
+}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/auth"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // access controller
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -190,6 +192,22 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		st = store.Tiered{st, store.NewDriver(d)}
 	}
 	opts.Store = st
+	if cfg.Auth.Htpasswd != "" {
+		// distribution's controller would create a missing file with a
+		// random user; a missing file is a configuration error here.
+		if _, err := os.Stat(cfg.Auth.Htpasswd); err != nil {
+			return opts, fmt.Errorf("auth.htpasswd: %w", err)
+		}
+		ctl, err := auth.GetAccessController("htpasswd", map[string]any{"realm": cfg.Auth.Realm, "path": cfg.Auth.Htpasswd})
+		if err != nil {
+			return opts, fmt.Errorf("auth.htpasswd: %w", err)
+		}
+		a := &proxy.Access{Controller: ctl, AnonymousRead: cfg.Auth.AnonymousRead}
+		for _, r := range cfg.Auth.Rules {
+			a.Rules = append(a.Rules, proxy.AccessRule{Pattern: r.Repositories, Read: r.Read, Write: r.Write})
+		}
+		opts.Access = a
+	}
 	return opts, nil
 }
 

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func freeAddr(t *testing.T) string {
@@ -153,6 +155,42 @@ func TestServeUpstreamFlag(t *testing.T) {
 func mustDigest(img v1.Image) v1.Hash {
 	d, _ := img.Digest()
 	return d
+}
+
+// TestServeHtpasswd: auth in the configuration file protects the proxy.
+func TestServeHtpasswd(t *testing.T) {
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("ci:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("auth: {htpasswd: "+filepath.Join(dir, "htpasswd")+", anonymousRead: true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := runServe(t, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	r, _ := name.NewTag(addr+"/x:1-linux-amd64", name.Insecure)
+	img := platformImage(t, "linux", "amd64", "")
+	if err := remote.Write(r, img); err == nil {
+		t.Error("anonymous push accepted")
+	}
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "ci", Password: "pw"})); err != nil {
+		t.Fatalf("push with login: %v", err)
+	}
+	bare, _ := name.NewTag(addr+"/x:1", name.Insecure)
+	if _, err := remote.Index(bare); err != nil {
+		t.Errorf("anonymous read: %v", err)
+	}
+	root := newRoot()
+	root.SetErr(&bytes.Buffer{})
+	os.WriteFile(cfg, []byte("auth: {htpasswd: "+filepath.Join(dir, "missing")+"}\n"), 0o644)
+	root.SetArgs([]string{"serve", "--config", cfg, "--listen", freeAddr(t)})
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "auth.htpasswd") {
+		t.Errorf("missing htpasswd file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing htpasswd file was created")
+	}
 }
 
 // TestServeBadConfig: configuration errors are one line naming the field.
