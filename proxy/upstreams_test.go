@@ -1,0 +1,77 @@
+package proxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/manifold-proxy/manifold/embedded"
+	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/upstream"
+)
+
+// TestUpstreamPrefixes: repositories are routed to upstreams by prefix;
+// names, Locations and the catalog carry the prefix, upstreams never see it.
+func TestUpstreamPrefixes(t *testing.T) {
+	t.Parallel()
+	start := func() string {
+		reg, err := embedded.Start(context.Background(), embedded.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = reg.Close(context.Background()) })
+		return reg.URL
+	}
+	defURL, otherURL := start(), start()
+	def, _ := upstream.New(upstream.Options{URL: defURL})
+	other, _ := upstream.New(upstream.Options{URL: otherURL})
+	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: def}, {Prefix: "mirror", Client: other}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	onDefault := platformImage(t, "linux/amd64", false)
+	onOther := platformImage(t, "linux/arm64", false)
+	if err := remote.Write(ref(t, host, "team/app:1-linux-amd64"), onDefault); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref(t, host, "mirror/team/app:1-linux-arm64"), onOther); err != nil {
+		t.Fatal(err)
+	}
+	// Each upstream got its own image under the unprefixed name.
+	if _, err := remote.Head(ref(t, strings.TrimPrefix(otherURL, "http://"), "team/app:1-linux-arm64")); err != nil {
+		t.Errorf("prefixed push did not reach its upstream: %v", err)
+	}
+	if _, err := remote.Head(ref(t, strings.TrimPrefix(defURL, "http://"), "team/app:1-linux-arm64")); err == nil {
+		t.Error("prefixed push leaked to the default upstream")
+	}
+	for repo, want := range map[string]v1.Image{"team/app:1": onDefault, "mirror/team/app:1": onOther} {
+		idx, err := remote.Index(ref(t, host, repo))
+		if err != nil {
+			t.Fatalf("%s: %v", repo, err)
+		}
+		m, _ := idx.IndexManifest()
+		if len(m.Manifests) != 1 || m.Manifests[0].Digest != mustDigest(t, want) {
+			t.Errorf("%s: %s", repo, fmtPlatforms(m))
+		}
+	}
+	resp, body := do(t, srv.URL, http.MethodGet, "/v2/_catalog")
+	var cat struct{ Repositories []string }
+	_ = json.Unmarshal(body, &cat)
+	if resp.StatusCode != 200 || strings.Join(cat.Repositories, " ") != "mirror/team/app team/app" {
+		t.Errorf("catalog: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, srv.URL, http.MethodPost, "/v2/mirror/x/blobs/uploads/")
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/v2/mirror/x/blobs/uploads/") {
+		t.Errorf("upload Location on a prefixed upstream: %q", loc)
+	}
+}
