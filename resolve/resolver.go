@@ -105,13 +105,19 @@ type Group struct {
 // fails the whole resolution (an index missing a platform would get a
 // different digest).
 func (r *Resolver) Resolve(ctx context.Context, repo, base string, tags []string, policy index.Policy) (*Group, error) {
-	v, err, _ := r.sf.Do(repo+":"+base+":"+string(policy), func() (any, error) {
-		return r.resolve(ctx, repo, base, tags, policy)
+	// Callers share one resolution, which must not fail for all of them
+	// when the first one hangs up: it runs detached from any one caller,
+	// and each caller stops waiting when its own context ends.
+	ch := r.sf.DoChan(repo+":"+base+":"+string(policy), func() (any, error) {
+		return r.resolve(context.WithoutCancel(ctx), repo, base, tags, policy)
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case res := <-ch:
+		g, _ := res.Val.(*Group)
+		return g, res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Group), nil
 }
 
 func (r *Resolver) resolve(ctx context.Context, repo, base string, tags []string, policy index.Policy) (*Group, error) {
