@@ -88,6 +88,10 @@ type Policy struct {
 	Repositories string `json:"repositories"`
 	// BareTag is merge (default), override, fallback or off.
 	BareTag string `json:"bareTag"`
+	// Require lists platforms ("linux/amd64", "linux/arm/v7") that must all
+	// be present before the index is served; until then the bare tag is
+	// upstream's (or 404). Default: none.
+	Require []string `json:"require"`
 }
 
 // Grammar toggles extra member tag layouts.
@@ -388,6 +392,11 @@ func (c *Config) Validate() error {
 		if _, err := index.ParsePolicy(p.BareTag); err != nil {
 			fail(f+".bareTag", "%v", err)
 		}
+		for j, r := range p.Require {
+			if _, err := index.ParsePlatform(r); err != nil {
+				fail(fmt.Sprintf("%s.require[%d]", f, j), "%v", err)
+			}
+		}
 	}
 	if _, err := index.ParsePlatform(c.DefaultPlatform); err != nil {
 		fail("defaultPlatform", "%v", err)
@@ -448,6 +457,10 @@ func (c *Config) Rules() index.Rules {
 	for i, p := range c.Policies {
 		pol, _ := index.ParsePolicy(p.BareTag)
 		rules[i] = index.Rule{Pattern: p.Repositories, Policy: pol}
+		for _, r := range p.Require {
+			pl, _ := index.ParsePlatform(r)
+			rules[i].Require = append(rules[i].Require, pl)
+		}
 	}
 	return rules
 }

@@ -86,6 +86,7 @@ func TestValidateNamesFields(t *testing.T) {
 		{"limits: {concurrency: -1}", "limits.concurrency:"},
 		{"store: {parameters: {a: b}}", "store.driver:"},
 		{"auth: {anonymousRead: true}", "auth.htpasswd: required"},
+		{"policies: [{repositories: x, require: [linux/amd64, linux/arm/v9]}]", "policies[0].require[1]:"},
 		{"auth: {htpasswd: /x, rules: [{read: [a]}]}", "auth.rules[0].repositories: required"},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,9 @@ package index
 import (
 	"fmt"
 	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Policy says what to do with a bare tag that has members.
@@ -37,6 +40,10 @@ func ParsePolicy(s string) (Policy, error) {
 type Rule struct {
 	Pattern string
 	Policy  Policy
+	// Require lists platforms a group must have before its index is
+	// served, so a half-pushed set (a CI still pushing arches) is not
+	// published. Default: none.
+	Require []v1.Platform
 }
 
 // Rules are checked in order; the first match wins; no match is Merge.
@@ -56,14 +63,51 @@ func (rs Rules) Validate() error {
 }
 
 // For returns the policy for repository repo.
-func (rs Rules) For(repo string) Policy {
+func (rs Rules) For(repo string) Policy { return rs.Match(repo).Policy }
+
+// Match returns the first rule matching repo, or the default rule (merge,
+// nothing required).
+func (rs Rules) Match(repo string) Rule {
 	for _, r := range rs {
 		if ok, _ := path.Match(r.Pattern, repo); ok {
-			p, _ := ParsePolicy(string(r.Policy))
-			return p
+			r.Policy, _ = ParsePolicy(string(r.Policy))
+			return r
 		}
 	}
-	return Merge
+	return Rule{Pattern: "*", Policy: Merge}
+}
+
+// Missing returns the platforms of require that res does not list (os,
+// arch and normalized variant compared; os.version ignored).
+func Missing(res *Result, require []v1.Platform) []v1.Platform {
+	var missing []v1.Platform
+	for _, want := range require {
+		found := false
+		for _, e := range res.Entries {
+			if e.Descriptor.Platform != nil && samePlatform(*e.Descriptor.Platform, want) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, want)
+		}
+	}
+	return missing
+}
+
+// IncompleteError says a group lacks required platforms.
+type IncompleteError struct {
+	Base    string
+	Missing []v1.Platform
+}
+
+func (e *IncompleteError) Error() string {
+	names := make([]string, len(e.Missing))
+	for i, p := range e.Missing {
+		names[i] = PlatformString(p)
+	}
+	return fmt.Sprintf("%q is incomplete: required platform(s) %s not pushed yet", e.Base, strings.Join(names, ", "))
 }
 
 // BareKind is what the bare tag holds upstream.

@@ -3,6 +3,8 @@ package index_test
 import (
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/manifold-proxy/manifold/index"
 )
 
@@ -151,6 +153,32 @@ func TestGroup(t *testing.T) {
 	}
 	if m := (index.Grammar{}).Members(tags, "1.0-rc1"); len(m) != 1 || index.PlatformString(m[0].Platform) != "linux/amd64" {
 		t.Errorf("Members(1.0-rc1) = %+v", m)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	t.Parallel()
+	amd, _ := index.ParsePlatform("linux/amd64")
+	arm, _ := index.ParsePlatform("linux/arm64/v8")
+	v7, _ := index.ParsePlatform("linux/arm")
+	res := &index.Result{Entries: []index.Entry{{Descriptor: v1.Descriptor{Platform: &amd}}, {Descriptor: v1.Descriptor{Platform: &arm}}}}
+	if m := index.Missing(res, []v1.Platform{amd, {OS: "linux", Architecture: "arm64"}}); len(m) != 0 {
+		t.Errorf("arm64/v8 is arm64: missing %v", m)
+	}
+	m := index.Missing(res, []v1.Platform{amd, v7})
+	if len(m) != 1 || index.PlatformString(m[0]) != "linux/arm/v7" {
+		t.Errorf("missing %v, want linux/arm/v7", m)
+	}
+	err := &index.IncompleteError{Base: "1.0", Missing: m}
+	if err.Error() != `"1.0" is incomplete: required platform(s) linux/arm/v7 not pushed yet` {
+		t.Error(err)
+	}
+	rules := index.Rules{{Pattern: "ci/*", Policy: index.Merge, Require: []v1.Platform{amd}}}
+	if r := rules.Match("ci/app"); len(r.Require) != 1 || r.Policy != index.Merge {
+		t.Errorf("Match: %+v", r)
+	}
+	if r := rules.Match("other"); r.Require != nil || r.Policy != index.Merge {
+		t.Errorf("default rule: %+v", r)
 	}
 }
 

@@ -20,14 +20,22 @@ func parseDigest(s string) (v1.Hash, error) {
 	return h, nil
 }
 
-// validRange accepts what registries serve: "bytes=<start>-[<end>]".
+// validRange accepts what registries serve: "bytes=<start>-[<end>]" and
+// the suffix range "bytes=-<length>" (RFC 9110 §14.1.1; the OCI conformance
+// suite asks for the last 500 bytes this way).
 func validRange(h string) bool {
 	spec, ok := strings.CutPrefix(h, "bytes=")
 	if !ok || strings.Contains(spec, ",") {
 		return false
 	}
 	start, end, ok := strings.Cut(spec, "-")
-	return ok && start != "" && isDigits(start) && (end == "" || isDigits(end))
+	if !ok {
+		return false
+	}
+	if start == "" {
+		return isDigits(end)
+	}
+	return isDigits(start) && (end == "" || isDigits(end))
 }
 
 func isDigits(s string) bool {

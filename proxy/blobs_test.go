@@ -54,6 +54,13 @@ func TestBlobRange(t *testing.T) {
 		t.Errorf("Range: %d %q, %d bytes", r2.StatusCode, r2.Header.Get("Content-Range"), len(part))
 	}
 
+	// A suffix range (the last 500 bytes) passes through too.
+	req.Header.Set("Range", "bytes=-500")
+	r4, tail := doReq(t, req)
+	if r4.StatusCode != http.StatusPartialContent || !bytes.Equal(tail, content[len(content)-500:]) || r4.Header.Get("Content-Range") != "bytes 99500-99999/100000" {
+		t.Errorf("suffix Range: %d %q, %d bytes", r4.StatusCode, r4.Header.Get("Content-Range"), len(tail))
+	}
+
 	req.Header.Set("Range", "lines=1-2")
 	r3, body3 := doReq(t, req)
 	if r3.StatusCode != 416 && (r3.StatusCode != 400 || ociError(t, body3) != "RANGE_INVALID") {

@@ -55,15 +55,23 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func classify(err error) (int, []wireError) {
 	var (
-		ue    *upstreamError
-		te    *transport.Error
-		empty *index.EmptyGroupError
-		ec    errcode.Error
-		code  errcode.ErrorCode
+		ue         *upstreamError
+		te         *transport.Error
+		empty      *index.EmptyGroupError
+		incomplete *index.IncompleteError
+		ec         errcode.Error
+		code       errcode.ErrorCode
 	)
 	switch {
 	case errors.As(err, &ue):
 		return ue.status, ue.errs
+	case errors.As(err, &incomplete):
+		var missing []string
+		for _, p := range incomplete.Missing {
+			missing = append(missing, index.PlatformString(p))
+		}
+		return http.StatusNotFound, []wireError{{Code: errcode.ErrorCodeManifestUnknown.String(), Message: incomplete.Error(),
+			Detail: map[string]any{"base": incomplete.Base, "missing": missing}}}
 	case errors.As(err, &empty):
 		detail := map[string]any{"base": empty.Base, "excluded": exclusionDetail(empty.Excluded)}
 		return http.StatusNotFound, []wireError{{Code: errcode.ErrorCodeManifestUnknown.String(), Message: empty.Error(), Detail: detail}}

@@ -70,6 +70,14 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 		return p.forward(w, r, t, pull)
 	}
 	res := g.Result
+	if missing := index.Missing(res, p.o.Policies.Match(t.name).Require); len(missing) > 0 {
+		// Not all required platforms are there yet (a CI still pushing):
+		// serve what upstream has under the tag, or nothing.
+		if g.BareDescriptor != nil {
+			return p.forward(w, r, t, pull)
+		}
+		return &index.IncompleteError{Base: tag, Missing: missing}
+	}
 	if err := p.o.Store.Put(ctx, t.key(res.Digest), res.Bytes); err != nil {
 		p.log.Warn("index store write failed", "error", err)
 	}
@@ -146,8 +154,9 @@ func (p *Proxy) recompute(r *http.Request, t target, dgst v1.Hash) ([]byte, bool
 		return nil, false, err
 	}
 	var found []byte
+	require := p.o.Policies.Match(t.name).Require
 	for _, g := range groups {
-		if g == nil || g.Result == nil {
+		if g == nil || g.Result == nil || len(index.Missing(g.Result, require)) > 0 {
 			continue
 		}
 		if err := p.o.Store.Put(ctx, t.key(g.Result.Digest), g.Result.Bytes); err != nil {

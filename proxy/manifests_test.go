@@ -390,3 +390,32 @@ func mutateIndex(t *testing.T, imgs ...v1.Image) v1.ImageIndex {
 }
 
 func itoa(n int) string { return strconvItoa(n) }
+
+// TestRequiredPlatforms: while a CI is still pushing arches, an index
+// missing a required platform is not served.
+func TestRequiredPlatforms(t *testing.T) {
+	t.Parallel()
+	amd, _ := index.ParsePlatform("linux/amd64")
+	arm, _ := index.ParsePlatform("linux/arm64")
+	e := newEnv(t, func(o *proxy.Options) {
+		o.Policies = index.Rules{{Pattern: "ci/*", Policy: index.Merge, Require: []v1.Platform{amd, arm}}}
+	})
+	e.push("ci/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	resp, body := e.do(http.MethodGet, "/v2/ci/app/manifests/1")
+	if resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" || !strings.Contains(string(body), "linux/arm64") {
+		t.Errorf("incomplete group: %d %s", resp.StatusCode, body)
+	}
+	legacy := e.push("ci/app:2", platformImage(t, "linux/amd64", false))
+	e.push("ci/app:2-linux-amd64", platformImage(t, "linux/amd64", false))
+	resp, _ = e.do(http.MethodGet, "/v2/ci/app/manifests/2", dockerAccept)
+	if resp.Header.Get("Docker-Content-Digest") != legacy.String() {
+		t.Errorf("incomplete group with a bare tag must serve upstream's image")
+	}
+	e.push("ci/app:1-linux-arm64", platformImage(t, "linux/arm64", false))
+	srv := e.newProxy(func(o *proxy.Options) {
+		o.Policies = index.Rules{{Pattern: "ci/*", Policy: index.Merge, Require: []v1.Platform{amd, arm}}}
+	})
+	if resp, body := do(t, srv.URL, http.MethodGet, "/v2/ci/app/manifests/1"); resp.StatusCode != 200 {
+		t.Errorf("complete group: %d %s", resp.StatusCode, body)
+	}
+}
