@@ -147,11 +147,30 @@ type Auth struct {
 	Htpasswd string `json:"htpasswd"`
 	// Realm of the Basic challenge. Default "manifold".
 	Realm string `json:"realm"`
+	// Token accepts bearer tokens of a Docker token service (the scheme
+	// Docker Hub uses) instead of htpasswd. Default: off.
+	Token *TokenAuth `json:"token"`
 	// AnonymousRead lets requests without credentials pull. Default false.
 	AnonymousRead bool `json:"anonymousRead"`
 	// Rules restrict users per repository pattern; first match wins; no
 	// match: every user may read and write. Default: none.
 	Rules []AccessRule `json:"rules"`
+}
+
+// TokenAuth configures bearer-token authentication (distribution's token
+// access controller): clients get a token from Realm and present it.
+type TokenAuth struct {
+	// Realm is the token service URL clients are sent to. Required.
+	Realm string `json:"realm"`
+	// Service is this proxy's name in tokens (their audience). Required.
+	Service string `json:"service"`
+	// Issuer must match the tokens' iss claim. Required.
+	Issuer string `json:"issuer"`
+	// RootCertBundle is a PEM file of the certificates tokens chain to.
+	// One of RootCertBundle and JWKS is required.
+	RootCertBundle string `json:"rootCertBundle"`
+	// JWKS is a JSON Web Key Set file of trusted signing keys.
+	JWKS string `json:"jwks"`
 }
 
 // AccessRule says who may read and write matching repositories.
@@ -419,8 +438,25 @@ func (c *Config) Validate() error {
 	if c.Store.Driver == "" && len(c.Store.Parameters) > 0 {
 		fail("store.driver", "required with store.parameters")
 	}
-	if c.Auth.Htpasswd == "" && (c.Auth.AnonymousRead || len(c.Auth.Rules) > 0) {
-		fail("auth.htpasswd", "required with auth.anonymousRead or auth.rules")
+	if c.Auth.Htpasswd == "" && c.Auth.Token == nil && (c.Auth.AnonymousRead || len(c.Auth.Rules) > 0) {
+		fail("auth.htpasswd", "auth.htpasswd or auth.token required with auth.anonymousRead or auth.rules")
+	}
+	if tk := c.Auth.Token; tk != nil {
+		if c.Auth.Htpasswd != "" {
+			fail("auth.token", "set either auth.htpasswd or auth.token, not both")
+		}
+		if u, err := url.Parse(tk.Realm); tk.Realm == "" || err != nil || u.Host == "" {
+			fail("auth.token.realm", "%q: want the token service URL", tk.Realm)
+		}
+		if tk.Service == "" {
+			fail("auth.token.service", "required")
+		}
+		if tk.Issuer == "" {
+			fail("auth.token.issuer", "required")
+		}
+		if tk.RootCertBundle == "" && tk.JWKS == "" {
+			fail("auth.token.rootCertBundle", "rootCertBundle or jwks required")
+		}
 	}
 	for i, r := range c.Auth.Rules {
 		f := fmt.Sprintf("auth.rules[%d].repositories", i)

@@ -85,7 +85,11 @@ func TestValidateNamesFields(t *testing.T) {
 		{"log: {format: xml}", "log.format:"},
 		{"limits: {concurrency: -1}", "limits.concurrency:"},
 		{"store: {parameters: {a: b}}", "store.driver:"},
-		{"auth: {anonymousRead: true}", "auth.htpasswd: required"},
+		{"auth: {anonymousRead: true}", "auth.htpasswd: auth.htpasswd or auth.token required"},
+		{"auth: {token: {service: s, issuer: i, jwks: /k}}", "auth.token.realm:"},
+		{"auth: {token: {realm: 'https://a/token', issuer: i, jwks: /k}}", "auth.token.service: required"},
+		{"auth: {token: {realm: 'https://a/token', service: s, issuer: i}}", "auth.token.rootCertBundle:"},
+		{"auth: {htpasswd: /h, token: {realm: 'https://a/token', service: s, issuer: i, jwks: /k}}", "auth.token: set either"},
 		{"policies: [{repositories: x, require: [linux/amd64, linux/arm/v9]}]", "policies[0].require[1]:"},
 		{"auth: {htpasswd: /x, rules: [{read: [a]}]}", "auth.rules[0].repositories: required"},
 	}

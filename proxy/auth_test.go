@@ -2,13 +2,25 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,6 +29,7 @@ import (
 
 	dauth "github.com/distribution/distribution/v3/registry/auth"
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/auth/token"
 
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/proxy"
@@ -172,5 +185,107 @@ func TestAnonymousRead(t *testing.T) {
 	ci := authn.FromConfig(authn.AuthConfig{Username: "ci", Password: "pw"})
 	if err := remote.Write(ref(t, e.host, "app:2-linux-amd64"), platformImage(t, "linux/amd64", false), remote.WithAuth(ci)); err != nil {
 		t.Errorf("ci push: %v", err)
+	}
+}
+
+// tokenServer is a Docker token service: it signs, with a key whose
+// self-signed certificate is the trust root, a JWT granting what the
+// client asks for, to the users it knows.
+func tokenServer(t *testing.T, users map[string]string, grant func(user, scope string) []string) (h http.Handler, bundle string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "manifold test token issuer"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle = filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("x5c", []string{base64.StdEncoding.EncodeToString(der)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pw, ok := r.BasicAuth()
+		if !ok || users[user] != pw {
+			http.Error(w, "bad credentials", http.StatusUnauthorized)
+			return
+		}
+		var access []map[string]any
+		for _, scope := range r.URL.Query()["scope"] {
+			parts := strings.Split(scope, ":")
+			if len(parts) != 3 {
+				continue
+			}
+			if actions := grant(user, scope); len(actions) > 0 {
+				access = append(access, map[string]any{"type": parts[0], "name": parts[1], "actions": actions})
+			}
+		}
+		now := time.Now().Unix()
+		claims, _ := json.Marshal(map[string]any{"iss": "test-issuer", "sub": user, "aud": r.URL.Query().Get("service"),
+			"exp": now + 300, "nbf": now - 10, "iat": now, "jti": fmt.Sprint(now), "access": access})
+		obj, err := signer.Sign(claims)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		tok, _ := obj.CompactSerialize()
+		_ = json.NewEncoder(w).Encode(map[string]string{"token": tok})
+	}), bundle
+}
+
+// TestClientTokenAuth: the proxy accepts tokens of a Docker token service
+// and enforces the access they grant.
+func TestClientTokenAuth(t *testing.T) {
+	t.Parallel()
+	tokens, bundle := tokenServer(t, map[string]string{"alice": "a", "bob": "b"}, func(user, scope string) []string {
+		if user == "alice" {
+			return []string{"pull", "push"}
+		}
+		return []string{"pull"}
+	})
+	// Clients only follow a loopback token realm on the registry's own
+	// host:port, so the token service shares the proxy's listener here.
+	var p http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			tokens.ServeHTTP(w, r)
+			return
+		}
+		p.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctl, err := dauth.GetAccessController("token", map[string]any{
+		"realm": srv.URL + "/token", "service": "manifold", "issuer": "test-issuer", "rootcertbundle": bundle,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	p = e.newProxyHandler(func(o *proxy.Options) { o.Access = &proxy.Access{Controller: ctl} })
+	e.proxy, e.host = srv, strings.TrimPrefix(srv.URL, "http://")
+	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	resp, _ := e.do(http.MethodGet, "/v2/app/manifests/1")
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer realm=") {
+		t.Fatalf("anonymous: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	alice := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "a"})
+	bob := authn.FromConfig(authn.AuthConfig{Username: "bob", Password: "b"})
+	if _, err := remote.Index(ref(t, e.host, "app:1"), remote.WithAuth(bob)); err != nil {
+		t.Errorf("bob pulls with a token: %v", err)
+	}
+	if err := remote.Write(ref(t, e.host, "app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(bob)); err == nil {
+		t.Error("bob's pull-only token pushed")
+	}
+	if err := remote.Write(ref(t, e.host, "app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
+		t.Errorf("alice pushes with a token: %v", err)
 	}
 }

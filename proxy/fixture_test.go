@@ -73,6 +73,14 @@ func newEnv(t testing.TB, opts ...func(*proxy.Options)) *env {
 // process as far as caches and stores go.
 func (e *env) newProxy(opts ...func(*proxy.Options)) *httptest.Server {
 	e.t.Helper()
+	srv := httptest.NewServer(e.newProxyHandler(opts...))
+	e.t.Cleanup(srv.Close)
+	return srv
+}
+
+// newProxyHandler builds a proxy on the env's upstream without serving it.
+func (e *env) newProxyHandler(opts ...func(*proxy.Options)) *proxy.Proxy {
+	e.t.Helper()
 	c, err := upstream.New(upstream.Options{URL: "http://" + e.upstream})
 	if err != nil {
 		e.t.Fatal(err)
@@ -85,9 +93,7 @@ func (e *env) newProxy(opts ...func(*proxy.Options)) *httptest.Server {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	e.t.Cleanup(srv.Close)
-	return srv
+	return p
 }
 
 func (e *env) upstreamRequests() []string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/auth"
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // access controller
+	_ "github.com/distribution/distribution/v3/registry/auth/token"    // access controller
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -192,16 +193,11 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		st = store.Tiered{st, store.NewDriver(d)}
 	}
 	opts.Store = st
-	if cfg.Auth.Htpasswd != "" {
-		// distribution's controller would create a missing file with a
-		// random user; a missing file is a configuration error here.
-		if _, err := os.Stat(cfg.Auth.Htpasswd); err != nil {
-			return opts, fmt.Errorf("auth.htpasswd: %w", err)
-		}
-		ctl, err := auth.GetAccessController("htpasswd", map[string]any{"realm": cfg.Auth.Realm, "path": cfg.Auth.Htpasswd})
-		if err != nil {
-			return opts, fmt.Errorf("auth.htpasswd: %w", err)
-		}
+	ctl, err := accessController(cfg.Auth)
+	if err != nil {
+		return opts, err
+	}
+	if ctl != nil {
 		a := &proxy.Access{Controller: ctl, AnonymousRead: cfg.Auth.AnonymousRead}
 		for _, r := range cfg.Auth.Rules {
 			a.Rules = append(a.Rules, proxy.AccessRule{Pattern: r.Repositories, Read: r.Read, Write: r.Write})
@@ -224,4 +220,31 @@ func upstreamClient(u config.Upstream) (*upstream.Client, error) {
 		o.Auth = authn.FromConfig(authn.AuthConfig{Username: u.Username, Password: pw})
 	}
 	return upstream.New(o)
+}
+
+// accessController builds the client authentication of cfg, or nil.
+func accessController(cfg config.Auth) (auth.AccessController, error) {
+	switch {
+	case cfg.Htpasswd != "":
+		// distribution's controller would create a missing file with a
+		// random user; a missing file is a configuration error here.
+		if _, err := os.Stat(cfg.Htpasswd); err != nil {
+			return nil, fmt.Errorf("auth.htpasswd: %w", err)
+		}
+		ctl, err := auth.GetAccessController("htpasswd", map[string]any{"realm": cfg.Realm, "path": cfg.Htpasswd})
+		if err != nil {
+			return nil, fmt.Errorf("auth.htpasswd: %w", err)
+		}
+		return ctl, nil
+	case cfg.Token != nil:
+		ctl, err := auth.GetAccessController("token", map[string]any{
+			"realm": cfg.Token.Realm, "service": cfg.Token.Service, "issuer": cfg.Token.Issuer,
+			"rootcertbundle": cfg.Token.RootCertBundle, "jwks": cfg.Token.JWKS,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("auth.token: %w", err)
+		}
+		return ctl, nil
+	}
+	return nil, nil
 }
