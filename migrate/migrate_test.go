@@ -507,3 +507,45 @@ func mustHash(t *testing.T, s string) v1.Hash {
 	}
 	return h
 }
+
+func TestInspectDuplicates(t *testing.T) {
+	t.Parallel()
+	reg := migratetest.Start(t)
+	arm := reg.Push(t, repo, "5.0-linux-arm64", migratetest.Image(t, "linux", "arm64", "")).String()
+	loser := reg.Push(t, repo, "5.0-linux-arm64-v8", migratetest.Image(t, "linux", "arm64", "v8")).String()
+	amd := reg.Push(t, repo, "5.0-linux-amd64", migratetest.Image(t, "linux", "amd64", "")).String()
+	bare := reg.Push(t, repo, "5.0", migratetest.Image(t, "linux", "amd64", "")).String()
+	d, _, _ := reg.StartProxy(t, nil).Get(t, repo, "5.0")
+
+	r := inspect(t, newMigrator(t, reg, migrate.Options{}))
+	g := group(t, r, "5.0")
+	if g.Index == nil || g.Index.Digest != d || g.Migrate.Action != migrate.Update {
+		t.Fatalf("report %+v, proxy serves %s", g, d)
+	}
+	for _, c := range []struct {
+		tag, digest string
+		included    bool
+		problem     string
+	}{
+		{"5.0", bare, false, "duplicate platform linux/amd64, 5.0-linux-amd64 wins"},
+		{"5.0-linux-amd64", amd, true, ""},
+		{"5.0-linux-arm64", arm, true, ""},
+		{"5.0-linux-arm64-v8", loser, false, "duplicate platform linux/arm64, 5.0-linux-arm64 wins"},
+	} {
+		m := member(t, g, c.tag)
+		if m.Digest != c.digest || m.Included != c.included || m.Problem != c.problem {
+			t.Errorf("%s: %+v, want included=%v problem %q", c.tag, m, c.included, c.problem)
+		}
+	}
+	// The bare image is not in the index: migrate says it loses its tag.
+	if len(g.Migrate.Notes) != 1 || !strings.Contains(g.Migrate.Notes[0], bare+" is no longer tagged") {
+		t.Errorf("notes %q", g.Migrate.Notes)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), strings.TrimPrefix(arm, "sha256:")[:12]+"+") || !strings.Contains(buf.String(), "+ several tags for this platform") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+}

@@ -255,13 +255,19 @@ func newBaseBar(cmd *cobra.Command, json bool) *baseBar {
 	return b
 }
 
+// isTerminal: a character device that is not /dev/null (which is one too:
+// `proxy inspect > /dev/null` must not get a bar).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(st, null)
 }
 
 const barWidth = 30
