@@ -36,9 +36,10 @@ var benchPlatforms = []string{
 // Both use the same base (a local index of 8 empty images, since ko needs
 // a base and there is no network), push an index (ko always does; proxy
 // build with --index) and build with -trimpath. ko runs twice: with its
-// default SPDX SBOM, and with --sbom=none (the like-for-like comparison:
-// proxy build writes no SBOM). Iterations alternate the order of the
-// tools. Run with
+// default SPDX SBOM, with --sbom=none (the like-for-like comparison:
+// proxy build writes no SBOM), and with --sbom=none and KOCACHE set (ko's
+// opt-in binary cache, which also spares relinking). Iterations alternate
+// the order of the tools. Run with
 //
 //	go test -run '^$' -bench VersusKo -benchtime 3x ./build/
 //
@@ -63,12 +64,16 @@ func BenchmarkVersusKo(b *testing.B) {
 
 	const pkg = "./build/testdata/hello"
 	env := append(os.Environ(), "KO_DEFAULTBASEIMAGE="+base)
-	koRun := func(repo string, sbom bool) time.Duration {
+	koRun := func(repo string, sbom bool, kocache string) time.Duration {
 		args := []string{"build", "--bare", "--insecure-registry", "--platform", strings.Join(benchPlatforms, ","), "--tags", "latest"}
 		if !sbom {
 			args = append(args, "--sbom", "none")
 		}
-		return timeCmd(b, modRoot, append(env, "KO_DOCKER_REPO="+host+"/"+repo), ko, append(args, pkg)...)
+		kenv := append(env, "KO_DOCKER_REPO="+host+"/"+repo)
+		if kocache != "" {
+			kenv = append(kenv, "KOCACHE="+kocache)
+		}
+		return timeCmd(b, modRoot, kenv, ko, append(args, pkg)...)
 	}
 	proxyRun := func(repo, cache string) time.Duration {
 		return timeCmd(b, modRoot, env, proxyBin, "build", "--repo", host+"/"+repo, "--tag", "latest", "--index",
@@ -76,18 +81,21 @@ func BenchmarkVersusKo(b *testing.B) {
 	}
 
 	// Warm Go's build cache for every platform, through both tools.
-	koRun("bench/warm-ko", false)
+	koRun("bench/warm-ko", false, "")
 	proxyRun("bench/warm-proxy", filepath.Join(tmp, "warm"))
 
 	type phase struct{ first, rebuild time.Duration }
-	var ko1, ko2, pb phase
+	var ko1, ko2, ko3, pb phase
 	for i := 0; i < b.N; i++ {
-		var k1, k2, p phase
+		var k1, k2, k3, p phase
 		runKo := func() {
-			k1.first = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true)
-			k1.rebuild = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true)
-			k2.first = koRun(fmt.Sprintf("bench/ko-%d", i), false)
-			k2.rebuild = koRun(fmt.Sprintf("bench/ko-%d", i), false)
+			k1.first = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true, "")
+			k1.rebuild = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true, "")
+			k2.first = koRun(fmt.Sprintf("bench/ko-%d", i), false, "")
+			k2.rebuild = koRun(fmt.Sprintf("bench/ko-%d", i), false, "")
+			kocache := filepath.Join(tmp, fmt.Sprintf("kocache-%d", i))
+			k3.first = koRun(fmt.Sprintf("bench/ko-cache-%d", i), false, kocache)
+			k3.rebuild = koRun(fmt.Sprintf("bench/ko-cache-%d", i), false, kocache)
 		}
 		runProxy := func() {
 			cache := filepath.Join(tmp, fmt.Sprintf("cache-%d", i))
@@ -101,12 +109,16 @@ func BenchmarkVersusKo(b *testing.B) {
 			runProxy()
 			runKo()
 		}
-		b.Logf("run %d: first build: ko %v, ko --sbom=none %v, proxy build %v; rebuild: ko %v, ko --sbom=none %v, proxy build %v",
-			i, k1.first, k2.first, p.first, k1.rebuild, k2.rebuild, p.rebuild)
+		b.Logf("run %d: first build: proxy build %v, ko --sbom=none %v, ko %v, ko --sbom=none KOCACHE %v",
+			i, p.first.Round(time.Millisecond), k2.first.Round(time.Millisecond), k1.first.Round(time.Millisecond), k3.first.Round(time.Millisecond))
+		b.Logf("run %d: rebuild:     proxy build %v, ko --sbom=none %v, ko %v, ko --sbom=none KOCACHE %v",
+			i, p.rebuild.Round(time.Millisecond), k2.rebuild.Round(time.Millisecond), k1.rebuild.Round(time.Millisecond), k3.rebuild.Round(time.Millisecond))
 		ko1.first += k1.first
 		ko1.rebuild += k1.rebuild
 		ko2.first += k2.first
 		ko2.rebuild += k2.rebuild
+		ko3.first += k3.first
+		ko3.rebuild += k3.rebuild
 		pb.first += p.first
 		pb.rebuild += p.rebuild
 	}
@@ -119,6 +131,8 @@ func BenchmarkVersusKo(b *testing.B) {
 	b.ReportMetric(ko2.rebuild.Seconds()/pb.rebuild.Seconds(), "ko/proxy-rebuild")
 	b.ReportMetric(ko1.first.Seconds()/pb.first.Seconds(), "ko-sbom/proxy-first")
 	b.ReportMetric(ko1.rebuild.Seconds()/pb.rebuild.Seconds(), "ko-sbom/proxy-rebuild")
+	b.ReportMetric(ko3.first.Seconds()/pb.first.Seconds(), "ko-kocache/proxy-first")
+	b.ReportMetric(ko3.rebuild.Seconds()/pb.rebuild.Seconds(), "ko-kocache/proxy-rebuild")
 }
 
 func findKo() string {

@@ -22,6 +22,8 @@ import (
 type Stage string
 
 const (
+	// StageQueued announces every platform, in order, before work starts.
+	StageQueued  Stage = "queued"
 	StageCompile Stage = "compiling"
 	StagePack    Stage = "packing"
 	StagePush    Stage = "pushing"
@@ -142,6 +144,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	for _, s := range p.skipped {
 		o.Progress(Event{Stage: StageNote, Message: "skipped " + s})
+	}
+	for _, t := range p.targets {
+		o.Progress(Event{Platform: t.String(), Stage: StageQueued})
 	}
 
 	// `go list` checks the package while the platforms compile: it costs

@@ -232,6 +232,9 @@ func newProgress(w io.Writer) *progress {
 func (p *progress) event(e build.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if e.Stage == build.StageQueued && !p.tty {
+		return
+	}
 	p.printed = true
 	line := string(e.Stage)
 	switch e.Stage {
