@@ -152,14 +152,14 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	sort.Strings(list)
 	list = slices.Compact(list)
 
-	policy := m.o.Policies.For(m.o.PolicyName)
+	rule := m.o.Policies.Match(m.o.PolicyName)
 	out := make([]*Group, len(list))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(m.o.Concurrency)
 	done := 0
 	for i, b := range list {
 		eg.Go(func() error {
-			g, err := m.inspectBase(ectx, tags, b, policy)
+			g, err := m.inspectBase(ectx, tags, b, rule)
 			if err != nil {
 				return m.registryError("resolving "+b+" of", err)
 			}
@@ -171,7 +171,10 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	r := &Report{Repository: m.name, Policy: string(policy), Groups: make([]Group, len(out)), Platforms: []string{}}
+	r := &Report{Repository: m.name, Policy: string(rule.Policy), Groups: make([]Group, len(out)), Platforms: []string{}}
+	for _, p := range rule.Require {
+		r.Require = append(r.Require, index.PlatformString(index.Normalize(p)))
+	}
 	for i, g := range out {
 		r.Groups[i] = *g
 	}
@@ -221,9 +224,11 @@ func (m *Migrator) view(ctx context.Context, tags []string, base string, policy 
 			}
 		}
 		return v, nil
+	case errors.As(err, &empty) && g != nil:
+		return &view{suffixes: g.Suffixes, bare: g.Bare, bareDesc: g.BareDescriptor, action: g.Action, members: g.Members, excluded: empty.Excluded}, nil
 	case errors.As(err, &empty):
-		// The resolver returns no group with this error: rebuild what the
-		// report needs from the (cached) tag answers.
+		// Without the group: rebuild what the report needs from the
+		// (cached) tag answers.
 		v := &view{suffixes: m.o.Grammar.Members(tags, base), excluded: empty.Excluded}
 		if err := m.bare(ctx, tags, base, v); err != nil {
 			return nil, err

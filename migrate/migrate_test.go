@@ -549,3 +549,46 @@ func TestInspectDuplicates(t *testing.T) {
 		t.Errorf("table:\n%s", buf.String())
 	}
 }
+
+// Partial sets: a base missing a required platform gets no index from the
+// proxy, so migrate writes none.
+func TestMigrateRequire(t *testing.T) {
+	t.Parallel()
+	reg := migratetest.Start(t)
+	reg.SeedLegacy(t, repo)
+	rules := index.Rules{{Pattern: "team/*", Policy: index.Merge, Require: []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}}}}
+	px := reg.StartProxy(t, rules)
+	m := newMigrator(t, reg, migrate.Options{Policies: rules})
+	r := inspect(t, m)
+	if want := []string{"linux/amd64", "linux/arm64"}; !slices.Equal(r.Require, want) {
+		t.Errorf("require %q", r.Require)
+	}
+	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{})
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		base   string
+		action migrate.Action
+	}{
+		{"1.0-rc1", migrate.Create}, {"legacy", migrate.Update}, {"3.0", migrate.Create},
+		{"solo", migrate.Skip}, {"2.0", migrate.Skip}, // 2.0's arm64 member is mislabeled
+	} {
+		g, o := group(t, r, c.base), outcome(t, s, c.base)
+		d, _, status := px.Get(t, repo, c.base)
+		switch c.action {
+		case migrate.Skip:
+			if o.Action != migrate.Skip || !strings.Contains(o.Reason, "incomplete") || g.Serves != "nothing" || status != http.StatusNotFound ||
+				!slices.Equal(g.Incomplete, []string{"linux/arm64"}) {
+				t.Errorf("%s: %+v, incomplete %q, proxy %d", c.base, o, g.Incomplete, status)
+			}
+			if reg.Head(t, repo, c.base) != "" {
+				t.Errorf("%s was written", c.base)
+			}
+		default:
+			if o.Action != c.action || !o.Written || o.Digest != d {
+				t.Errorf("%s: %+v, proxy serves %s", c.base, o, d)
+			}
+		}
+	}
+}

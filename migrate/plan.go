@@ -20,7 +20,8 @@ import (
 // proxy passes the bare tag through, as it would if the bare tag were
 // absent: that is what the members add up to, what inspect shows and what
 // --force writes.
-func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, policy index.Policy) (*Group, error) {
+func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, rule index.Rule) (*Group, error) {
+	policy := rule.Policy
 	v, err := m.view(ctx, tags, base, policy)
 	if err != nil {
 		return nil, err
@@ -42,12 +43,30 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 		return nil, err
 	}
 
+	// Partial sets: the proxy holds an index back until the platforms the
+	// policy requires are all listed.
+	if len(rule.Require) > 0 {
+		var missing []v1.Platform
+		if shown.result != nil {
+			missing = index.Missing(shown.result, rule.Require)
+		} else if len(shown.suffixes) > 0 {
+			missing = rule.Require
+		}
+		for _, p := range missing {
+			g.Incomplete = append(g.Incomplete, index.PlatformString(index.Normalize(p)))
+		}
+		if len(g.Incomplete) > 0 {
+			g.Problems = append(g.Problems, "incomplete: required "+strings.Join(g.Incomplete, ", ")+" not pushed yet, so the proxy synthesizes no index")
+		}
+	}
+	complete := len(g.Incomplete) == 0
+
 	// What the proxy serves.
 	switch {
-	case v.action != index.ServeUpstream && v.result != nil:
+	case v.action != index.ServeUpstream && v.result != nil && complete:
 		g.Serves = "index"
 		g.Index = &Descriptor{MediaType: string(v.result.MediaType), Digest: v.result.Digest.String(), Size: int64(len(v.result.Bytes)), Synthesized: true}
-	case v.action != index.ServeUpstream, v.bare == index.BareAbsent:
+	case v.action != index.ServeUpstream && v.result == nil, v.bare == index.BareAbsent:
 		g.Serves = "nothing"
 	case v.bare == index.BareIndex:
 		g.Serves = "upstream"
@@ -56,7 +75,7 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 		g.Serves = "upstream"
 	}
 
-	if err := m.plan(ctx, g, v, absent, policy); err != nil {
+	if err := m.plan(ctx, g, v, absent, policy, complete); err != nil {
 		return nil, err
 	}
 
@@ -73,8 +92,8 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 	default:
 		g.State = StateRealIndex
 	}
-	if g.Serves == "nothing" && len(v.suffixes) > 0 && policy != index.Off {
-		g.Problems = append(g.Problems, "no usable member: the proxy answers 404 MANIFEST_UNKNOWN")
+	if shown.result == nil && len(shown.suffixes) > 0 {
+		g.Problems = append(g.Problems, "no usable member")
 	}
 	return g, nil
 }
@@ -192,7 +211,7 @@ func plural(n int, s string) string {
 // plan decides what migrate does with the base. v is the resolution under
 // the repository's policy; absent, when the proxy passes the bare tag
 // through, is the resolution as if the bare tag did not exist.
-func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy index.Policy) error {
+func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy index.Policy, complete bool) error {
 	p := &g.Migrate
 	switch {
 	case len(v.suffixes) == 0:
@@ -201,6 +220,10 @@ func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy i
 		p.Action, p.Reason = Skip, "proxy serves upstream's tag (policy off)"
 	case v.action != index.ServeUpstream && v.result == nil:
 		p.Action, p.Reason = Skip, "no usable member: the proxy serves nothing"
+	case v.action != index.ServeUpstream && !complete && v.bare == index.BareImage:
+		p.Action, p.Reason = Skip, "incomplete (policy require): the proxy serves upstream's tag"
+	case v.action != index.ServeUpstream && !complete:
+		p.Action, p.Reason = Skip, "incomplete (policy require): the proxy serves nothing"
 	case v.action != index.ServeUpstream:
 		g.planned = fromResult(v.result)
 		p.Action = Create
@@ -236,6 +259,10 @@ func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy i
 				p.Reason = fmt.Sprintf("the bare tag holds this index; it also lists %s no member tag points at (a former bare image, pruned members)", plural(n, "image"))
 				break
 			}
+		}
+		if !complete {
+			p.Action, p.Reason = Skip, fmt.Sprintf("proxy serves upstream's tag: the bare tag holds another index, %s, and the members are incomplete (policy require)", v.bareDesc.Digest)
+			break
 		}
 		g.forced = fromResult(s)
 		p.Action = Conflict

@@ -22,6 +22,9 @@ type Report struct {
 	// Platforms are the matrix columns: every member platform, and the
 	// expected ones.
 	Platforms []string `json:"platforms"`
+	// Require are the platforms the policy requires before the proxy
+	// serves an index (partial sets).
+	Require []string `json:"require,omitempty"`
 	// Expect is the --expect set, normalized.
 	Expect []string `json:"expect,omitempty"`
 	Groups []Group  `json:"groups"`
@@ -58,8 +61,11 @@ type Group struct {
 	// Members are the member tags (and, under merge, the bare tag's own
 	// image), in tag order after the bare tag.
 	Members []Member `json:"members"`
-	// Missing are --expect platforms no listed member provides.
-	Missing []string `json:"missing,omitempty"`
+	// Missing are --expect platforms no listed member provides;
+	// Incomplete the platforms the policy requires that none provides (the
+	// proxy then serves no index).
+	Missing    []string `json:"missing,omitempty"`
+	Incomplete []string `json:"incomplete,omitempty"`
 	// Problems, one line each: members left out and why, duplicate
 	// platforms, member indexes, missing platforms.
 	Problems []string `json:"problems,omitempty"`
@@ -190,6 +196,9 @@ func columns(r *Report) []string {
 	for _, p := range r.Expect {
 		add(p)
 	}
+	for _, p := range r.Require {
+		add(p)
+	}
 	sort.Strings(out)
 	if out == nil {
 		out = []string{}
@@ -208,7 +217,11 @@ const (
 // short digests, the state of each bare tag, what the proxy serves, what
 // migrate would do, then the problems.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "repository %s (bare-tag policy %s)\n\n", r.Repository, r.Policy)
+	req := ""
+	if len(r.Require) > 0 {
+		req = ", requires " + strings.Join(r.Require, ", ")
+	}
+	fmt.Fprintf(w, "repository %s (bare-tag policy %s%s)\n\n", r.Repository, r.Policy, req)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := []string{"BASE", "BARE", "PROXY SERVES", "MIGRATE"}
 	head = append(head, r.Platforms...)
