@@ -51,6 +51,11 @@ const (
 	StatusUnchanged Status = "unchanged"
 	// StatusReplaced: an index replaced something else under a bare tag.
 	StatusReplaced Status = "replaced"
+	// StatusFailed: the platform did not build (events only).
+	StatusFailed Status = "failed"
+	// StatusSkipped: "all" asked for the platform and the base lacks it
+	// (events only; Result.Skipped says why).
+	StatusSkipped Status = "skipped"
 )
 
 // Event reports progress.
@@ -149,6 +154,32 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Progress(Event{Platform: t.String(), Stage: StageQueued})
 	}
 
+	if err := buildAll(ctx, &o, p, &baseFetcher{nameOpts: nopts, remoteOpts: ropts}, res); err != nil {
+		return nil, err
+	}
+	idx, err := synthesize(p.tags[0], res.Images)
+	if err != nil {
+		return nil, err
+	}
+	res.Index = Index{Descriptor: idx.Descriptor(), Bytes: idx.Bytes}
+
+	if o.DryRun {
+		for i := range res.Images {
+			res.Images[i].Status = StatusBuilt
+			o.Progress(Event{Platform: index.PlatformString(res.Images[i].Platform), Stage: StageDone, Status: StatusBuilt, Message: res.Images[i].Descriptor.Digest.String()})
+		}
+		return res, nil
+	}
+	if err := push(ctx, &o, p, ropts, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// buildAll builds every platform into res.Images, in platform order:
+// per platform, the base, then the compile (at most Jobs at once), then
+// the pack, which does not hold a compile slot.
+func buildAll(ctx context.Context, o *Options, p *plan, fetcher *baseFetcher, res *Result) error {
 	// `go list` checks the package while the platforms compile: it costs
 	// as much as a no-change `go build`, and only the binary's name waits
 	// for it.
@@ -168,10 +199,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
-	// Per platform: base, then compile (at most Jobs at once), then pack,
-	// which does not hold a compile slot.
-	fetcher := &baseFetcher{nameOpts: nopts, remoteOpts: ropts}
-	cacheRoot := filepath.Join(o.CacheDir, cacheKey(&o))
+	cacheRoot := filepath.Join(o.CacheDir, cacheKey(o))
 	images := make([]*Image, len(p.targets))
 	skipped := make([]string, len(p.targets))
 	slots := make(chan struct{}, o.Jobs)
@@ -184,15 +212,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			var nb *errNoBase
 			if errors.As(err, &nb) && p.fromAll[t.String()] {
 				skipped[i] = err.Error()
+				o.Progress(Event{Platform: t.String(), Stage: StageDone, Status: StatusSkipped, Message: "(the base has no image for it)"})
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			img, err := buildOne(ectx, &o, p, t, base, filepath.Join(cacheRoot, t.Suffix()), slots, waitPkg)
+			img, err := buildOne(ectx, o, p, t, base, filepath.Join(cacheRoot, t.Suffix()), slots, waitPkg)
 			if err != nil {
 				if ectx.Err() == nil {
-					o.Progress(Event{Platform: t.String(), Stage: StageDone, Message: "failed"})
+					o.Progress(Event{Platform: t.String(), Stage: StageDone, Status: StatusFailed})
 				}
 				return err
 			}
@@ -200,13 +229,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil
 		})
 	}
-	err = eg.Wait()
+	err := eg.Wait()
 	if _, perr := waitPkg(ctx); perr != nil {
 		// A package that does not load explains any compile failure.
-		return nil, perr
+		return perr
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.Package, res.Binary = pkg.ImportPath, pkg.binaryName()
 	for i, img := range images {
@@ -218,26 +247,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if len(res.Images) == 0 {
-		return nil, errors.New("no platform to build: the base provides none of them")
+		return errors.New("no platform to build: the base provides none of them")
 	}
+	return nil
 
-	idx, err := synthesize(p.tags[0], res.Images)
-	if err != nil {
-		return nil, err
-	}
-	res.Index = Index{Descriptor: idx.Descriptor(), Bytes: idx.Bytes}
-
-	if o.DryRun {
-		for i := range res.Images {
-			res.Images[i].Status = StatusBuilt
-			o.Progress(Event{Platform: index.PlatformString(res.Images[i].Platform), Stage: StageDone, Status: StatusBuilt, Message: res.Images[i].Descriptor.Digest.String()})
-		}
-		return res, nil
-	}
-	if err := push(ctx, &o, p, ropts, res); err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
 // buildOne compiles and assembles the image of one platform. The compile

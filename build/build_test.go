@@ -505,6 +505,7 @@ func TestBadOptions(t *testing.T) {
 		{"relative add", func(o *build.Options) { o.Adds = []string{"static:srv"} }, `destination "srv" is not an absolute path`},
 		{"bad epoch", func(o *build.Options) { o.Env = []string{"SOURCE_DATE_EPOCH=yesterday"} }, `SOURCE_DATE_EPOCH="yesterday"`},
 		{"not main", func(o *build.Options) { o.Package = "." }, "is package build, not a main package"},
+		{"base for another platform", func(o *build.Options) { o.Bases = []string{"linux/arm/v6=alpine"} }, "base linux/arm/v6=alpine: linux/arm/v6 is not among the platforms built"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ import (
 )
 
 // DefaultPlatforms are built when Options.Platforms is empty.
-var DefaultPlatforms = []string{"linux/amd64", "linux/arm64"}
+const DefaultPlatforms = "linux/amd64,linux/arm64"
 
 // Options configure Run. Zero values are defaults; Run fills them in,
 // then checks the combination before compiling anything.
@@ -118,7 +119,7 @@ func (o *Options) defaults(ctx context.Context) error {
 		o.Dir = wd
 	}
 	if len(o.Platforms) == 0 {
-		o.Platforms = DefaultPlatforms
+		o.Platforms = []string{DefaultPlatforms}
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.GOMAXPROCS(0)
@@ -204,6 +205,15 @@ func (o *Options) validate(ctx context.Context) (*plan, error) {
 
 	if p.targets, p.fromAll, p.skipped, err = o.targets(ctx, p.bases); err != nil {
 		return nil, err
+	}
+	for _, b := range p.bases {
+		if b.Platform == nil {
+			continue
+		}
+		want := index.PlatformString(index.Normalize(*b.Platform))
+		if !slices.ContainsFunc(p.targets, func(t Target) bool { return t.String() == want }) {
+			return nil, fmt.Errorf("base %s=%s: %s is not among the platforms built", want, b.Image, want)
+		}
 	}
 	for _, t := range p.targets {
 		for _, tag := range p.tags {

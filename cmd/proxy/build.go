@@ -49,7 +49,7 @@ same digests, and a rebuild with no change pushes nothing.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.repo, "repo", "", "REGISTRY/REPO to push to (required)")
 	fl.StringArrayVar(&f.tags, "tag", nil, `bare tag, repeatable (default "latest" and the short git commit)`)
-	fl.StringSliceVar(&f.platforms, "platform", build.DefaultPlatforms, `platforms os/arch[/variant], comma-separated or repeated, or "all"`)
+	fl.StringSliceVar(&f.platforms, "platform", strings.Split(build.DefaultPlatforms, ","), `platforms os/arch[/variant], comma-separated or repeated, or "all"`)
 	fl.BoolVar(&f.index, "index", false, "also push the multi-platform index under each bare tag, replacing what it holds")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "build, print the plan and the index JSON, push nothing")
 	fl.StringArrayVar(&f.bases, "base", nil, "base image IMAGE, or PLATFORM=IMAGE for one platform, repeatable (default scratch)")
@@ -220,13 +220,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, state: map[string]string{}}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
+	return &progress{w: w, state: map[string]string{}, tty: isTerminal(w)}
 }
 
 func (p *progress) event(e build.Event) {
