@@ -17,6 +17,7 @@ import (
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/migrate"
 	"github.com/manifold-proxy/manifold/migrate/migratetest"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 const repo = "team/app"
@@ -590,5 +591,25 @@ func TestMigrateRequire(t *testing.T) {
 				t.Errorf("%s: %+v, proxy serves %s", c.base, o, d)
 			}
 		}
+	}
+}
+
+// Through the proxy, every bare tag would look migrated: refused.
+func TestInspectRefusesProxy(t *testing.T) {
+	t.Parallel()
+	reg := migratetest.Start(t)
+	reg.SeedLegacy(t, repo)
+	px := reg.StartProxy(t, nil)
+	c, err := upstream.New(upstream.Options{URL: px.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := migrate.New(migrate.Options{Client: c, Repository: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Inspect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "is a manifold proxy") {
+		t.Errorf("through the proxy: %v", err)
 	}
 }
