@@ -613,3 +613,37 @@ func TestInspectRefusesProxy(t *testing.T) {
 		t.Errorf("through the proxy: %v", err)
 	}
 }
+
+// A base migrated under merge whose members change afterwards: the proxy
+// passes the written index through, so it is a conflict; --force writes
+// the members' index and says which image it drops.
+func TestMigrateNewMemberAfterMigration(t *testing.T) {
+	t.Parallel()
+	reg := migratetest.Start(t)
+	l := reg.SeedLegacy(t, repo)
+	m := newMigrator(t, reg, migrate.Options{})
+	if s := m.Migrate(context.Background(), inspect(t, m, "legacy"), migrate.MigrateOptions{}); s.Err() != nil || s.Outcomes[0].Action != migrate.Update {
+		t.Fatalf("first run: %+v", s.Outcomes)
+	}
+	s390x := reg.Push(t, repo, "legacy-linux-s390x", migratetest.Image(t, "linux", "s390x", "")).String()
+	m = newMigrator(t, reg, migrate.Options{})
+	r := inspect(t, m, "legacy")
+	g := r.Groups[0]
+	if g.Migrate.Action != migrate.Conflict || g.State != migrate.StateWouldChange || !strings.Contains(g.Migrate.Reason, "only the members have linux/s390x") {
+		t.Fatalf("after a new member: %+v", g.Migrate)
+	}
+	if len(g.Migrate.Notes) != 1 || !strings.Contains(g.Migrate.Notes[0], l.Digests["legacy"]+" (linux/amd64)") {
+		t.Errorf("notes %q", g.Migrate.Notes)
+	}
+	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{Force: true})
+	if o := s.Outcomes[0]; s.Err() != nil || !o.Forced || !o.Written {
+		t.Fatalf("forced: %+v", o)
+	}
+	b, _, err := reg.Client(t).Manifest(context.Background(), repo, mustHash(t, reg.Head(t, repo, "legacy")), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), s390x) || strings.Contains(string(b), l.Digests["legacy"]) {
+		t.Errorf("forced index %s", b)
+	}
+}

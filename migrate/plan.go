@@ -271,6 +271,9 @@ func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy i
 			if d := diff(existing, s); d != "" {
 				p.Reason += ": " + d
 			}
+			if dropped := dropped(existing, g.forced); len(dropped) > 0 {
+				p.Notes = append(p.Notes, "--force drops from the bare tag's index "+strings.Join(dropped, ", ")+": readable by digest until the registry collects unreferenced manifests")
+			}
 		}
 		p.Reason += "; --force replaces it"
 	}
@@ -395,6 +398,27 @@ func holdsMembers(base string, existing []byte, mt types.MediaType, members []in
 		return nil, 0
 	}
 	return t, len(extra)
+}
+
+// dropped lists the images (digest and platform) existing lists that t
+// does not.
+func dropped(existing []byte, t *target) []string {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(existing))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, d := range idx.Manifests {
+		if t.refs[d.Digest] || d.Annotations[index.AnnotationReferenceType] == "attestation-manifest" {
+			continue
+		}
+		s := d.Digest.String()
+		if d.Platform != nil {
+			s += " (" + index.PlatformString(index.Normalize(*d.Platform)) + ")"
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // diff says how an existing index differs from the synthesized one, by
