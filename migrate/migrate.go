@@ -127,6 +127,8 @@ func (m *Migrator) Name() string { return m.name }
 // and reports what the proxy serves for each and what a migration would do.
 // A named base must have member tags or exist as a tag.
 func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error) {
+	// A fresh snapshot of the tags; what is known by digest is kept.
+	m.cache.Invalidate(m.o.Repository)
 	tags, err := m.o.Client.Tags(ctx, m.o.Repository)
 	if err != nil {
 		return nil, m.registryError("listing tags of", err)
