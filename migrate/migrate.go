@@ -133,9 +133,6 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	if err != nil {
 		return nil, m.registryError("listing tags of", err)
 	}
-	if m.isManifold(ctx) {
-		return nil, fmt.Errorf("%s is a manifold proxy: its synthesized indexes look like real ones under the bare tags; point inspect and migrate at the registry behind it (for `proxy serve` with its embedded registry: the url it logs at startup)", m.o.Client.Host())
-	}
 	groups := m.o.Grammar.Group(tags)
 	var list []string
 	if len(bases) == 0 {

@@ -594,23 +594,43 @@ func TestMigrateRequire(t *testing.T) {
 	}
 }
 
-// Through the proxy, every bare tag would look migrated: refused.
-func TestInspectRefusesProxy(t *testing.T) {
+// Through a manifold proxy, with synthesis turned off per request
+// (upstream.HeaderSynthesis), inspect sees what the registry behind it
+// holds and migrate writes there: the same report and the same digests as
+// when talking to the registry directly.
+func TestThroughProxy(t *testing.T) {
 	t.Parallel()
 	reg := migratetest.Start(t)
 	reg.SeedLegacy(t, repo)
 	px := reg.StartProxy(t, nil)
-	c, err := upstream.New(upstream.Options{URL: px.URL})
+	c, err := upstream.New(upstream.Options{URL: px.URL, Header: http.Header{upstream.HeaderSynthesis: {"off"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := migrate.New(migrate.Options{Client: c, Repository: repo})
+	through, err := migrate.New(migrate.Options{Client: c, Repository: repo})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Inspect(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "is a manifold proxy") {
-		t.Errorf("through the proxy: %v", err)
+	viaProxy := inspect(t, through)
+	direct := inspect(t, newMigrator(t, reg, migrate.Options{}))
+	if len(viaProxy.Groups) != len(direct.Groups) || len(direct.Groups) == 0 {
+		t.Fatalf("groups: %d through the proxy, %d direct", len(viaProxy.Groups), len(direct.Groups))
+	}
+	for i, g := range viaProxy.Groups {
+		d := direct.Groups[i]
+		if g.Base != d.Base || g.State != d.State || g.Migrate.Action != d.Migrate.Action || (g.Index == nil) != (d.Index == nil) ||
+			(g.Index != nil && g.Index.Digest != d.Index.Digest) {
+			t.Errorf("%s: through the proxy %+v, direct %+v", g.Base, g, d)
+		}
+	}
+	s := through.Migrate(context.Background(), viaProxy, migrate.MigrateOptions{})
+	if s.Err() != nil {
+		t.Fatal(s.Err())
+	}
+	for _, o := range s.Outcomes {
+		if o.Written && reg.Head(t, repo, o.Base) != o.Digest {
+			t.Errorf("%s: migrate through the proxy wrote %s, the registry has %s", o.Base, o.Digest, reg.Head(t, repo, o.Base))
+		}
 	}
 }
 

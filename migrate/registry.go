@@ -88,31 +88,6 @@ func (m *Migrator) deleteTag(ctx context.Context, tag string) error {
 	return transport.CheckError(resp, http.StatusOK, http.StatusAccepted, http.StatusNoContent)
 }
 
-// isManifold reports whether the registry is a manifold proxy, by the
-// metrics it exports. Through the proxy every bare tag with members holds
-// an index that is exactly what migrate would write, so everything would
-// look migrated; the registry behind it is the one to migrate.
-func (m *Migrator) isManifold(ctx context.Context) bool {
-	rt, err := m.o.Client.Transport(ctx, upstream.Scope(m.o.Repository, "pull"))
-	if err != nil {
-		return false
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.o.Client.URL("/metrics", "").String(), nil)
-	if err != nil {
-		return false
-	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return bytes.Contains(b, []byte("# TYPE manifold_syntheses_total counter"))
-}
-
 // definitive reports whether err is the registry's answer (4xx) rather than
 // a failure to get one.
 func definitive(err error) bool {

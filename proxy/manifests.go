@@ -47,6 +47,9 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 		return err
 	}
 	pull := forwardOpts{path: manifestPath(t, ref), scopes: []string{upstream.Scope(t.repo, "pull")}}
+	if synthesisOff(r) {
+		return p.forward(w, r, t, pull)
+	}
 	if tag == "" {
 		return p.manifestByDigest(w, r, t, dgst, pull)
 	}
@@ -221,4 +224,10 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 		scopes:    []string{upstream.Scope(t.repo, scope)},
 		onSuccess: func() { t.up.cache.Invalidate(t.repo) },
 	})
+}
+
+// synthesisOff reports whether the client asked for upstream's own view
+// (upstream.HeaderSynthesis: off), as inspect and migrate do.
+func synthesisOff(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get(upstream.HeaderSynthesis), "off")
 }

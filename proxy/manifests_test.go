@@ -13,6 +13,7 @@ import (
 
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 var platforms = []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"}
@@ -417,5 +418,31 @@ func TestRequiredPlatforms(t *testing.T) {
 	})
 	if resp, body := do(t, srv.URL, http.MethodGet, "/v2/ci/app/manifests/1"); resp.StatusCode != 200 {
 		t.Errorf("complete group: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestSynthesisOff: with Manifold-Synthesis: off a client sees exactly
+// what upstream holds (inspect and migrate rely on it).
+func TestSynthesisOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	off := func(method, path string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, e.proxy.URL+path, nil)
+		req.Header.Set(upstream.HeaderSynthesis, "off")
+		return doReq(t, req)
+	}
+	if resp, body := off(http.MethodGet, "/v2/app/manifests/1"); resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" {
+		t.Errorf("bare tag with synthesis off: %d %s", resp.StatusCode, body)
+	}
+	if _, body := off(http.MethodGet, "/v2/app/tags/list"); string(body) != `{"name":"app","tags":["1-linux-amd64"]}` {
+		t.Errorf("tags with synthesis off: %s", body)
+	}
+	resp, _ := e.do(http.MethodHead, "/v2/app/manifests/1")
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	if resp, _ := off(http.MethodGet, "/v2/app/manifests/"+resp.Header.Get("Docker-Content-Digest")); resp.StatusCode != 404 {
+		t.Errorf("synthesized digest with synthesis off: %d", resp.StatusCode)
 	}
 }

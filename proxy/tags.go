@@ -32,7 +32,7 @@ func (p *Proxy) tags(w http.ResponseWriter, r *http.Request, t target) error {
 		return err
 	}
 	list := append([]string(nil), all...)
-	if p.policy(t) != index.Off {
+	if p.policy(t) != index.Off && !synthesisOff(r) {
 		for base := range p.o.Grammar.Group(all) {
 			list = append(list, base)
 		}

@@ -42,7 +42,16 @@ type Options struct {
 	Retry Retry
 	// UserAgent sent upstream. Default "manifold".
 	UserAgent string
+	// Header is added to every request (e.g. HeaderSynthesis). Default none.
+	Header http.Header
 }
+
+// HeaderSynthesis, set to "off" on a request to a manifold proxy, turns
+// synthesis off for that request: the proxy answers exactly as its
+// upstream does (no synthesized bare tags in manifests or tag lists).
+// inspect and migrate send it, so they see the registry's real content
+// whether they talk to it directly or through a proxy.
+const HeaderSynthesis = "Manifold-Synthesis"
 
 // Client talks to one upstream registry.
 type Client struct {
@@ -98,7 +107,11 @@ func New(o Options) (*Client, error) {
 	if ua == "" {
 		ua = "manifold"
 	}
-	base = transport.NewUserAgent(&retryTransport{inner: base, r: o.Retry.withDefaults()}, ua)
+	base = &retryTransport{inner: base, r: o.Retry.withDefaults()}
+	if len(o.Header) > 0 {
+		base = &headerTransport{inner: base, h: o.Header}
+	}
+	base = transport.NewUserAgent(base, ua)
 	cache, _ := lru.New[string, http.RoundTripper](1024)
 	c := &Client{reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache}
 	if c.auth == nil && c.keychain == nil {
@@ -303,4 +316,18 @@ func (c *Client) RepoPath(repo string) string {
 func (c *Client) Ping(ctx context.Context) error {
 	_, err := transport.Ping(ctx, c.reg, c.base)
 	return err
+}
+
+// headerTransport adds fixed headers to every request.
+type headerTransport struct {
+	inner http.RoundTripper
+	h     http.Header
+}
+
+func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range t.h {
+		req.Header[http.CanonicalHeaderKey(k)] = v
+	}
+	return t.inner.RoundTrip(req)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -137,6 +138,8 @@ func newRepoMigrator(f repoFlags, arg string, expect []v1.Platform, progress fun
 		URL:       registryURL(reg, f.insecure),
 		Keychain:  authn.DefaultKeychain,
 		UserAgent: "manifold/" + versionString(),
+		// Through a manifold proxy, see what the registry behind it holds.
+		Header: http.Header{upstream.HeaderSynthesis: {"off"}},
 	})
 	if err != nil {
 		return nil, "", err
