@@ -1,0 +1,42 @@
+// Package e2e proves manifold with the clients users actually run.
+//
+// Unit and integration tests elsewhere check what the proxy sends; this
+// suite checks what real clients make of it. Each client resolves tags,
+// Accept headers, digests and platforms its own way — containerd HEADs a
+// tag and then GETs by digest with one comma-joined Accept header; dockerd
+// sends several Accept lines in random order; podman, skopeo, crane, regctl
+// and oras GET by tag — and only the real binaries prove that every one of
+// them gets the image that was pushed for its platform.
+//
+// The suite (package e2e_test) runs in `go test ./...`:
+//
+//   - the upstream is distribution v3 in the test process (embedded.Start,
+//     filesystem storage in a temp dir);
+//   - the proxy is the real `proxy serve` binary, built once per run and
+//     started as a child process in front of it (and again, fresh, where a
+//     test needs "another replica");
+//   - fixtures are seeded upstream with go-containerregistry: for 8 linux
+//     platforms and windows/amd64, a one-layer image whose layer holds a
+//     file /platform naming its platform (Files/platform in Windows layer
+//     layout), pushed as <base>-<os>-<arch>[-<variant>] tags — once with
+//     Docker media types (→ a Docker manifest list) and once with OCI media
+//     types (→ an OCI index) — plus a real upstream index and plain tags
+//     that must pass through byte-identical;
+//   - one test per client (TestDocker, TestContainerd, TestPodman,
+//     TestSkopeo, TestCrane, TestRegctl, TestOras) asks for every platform
+//     through the proxy and checks the manifest digest, the config (digest
+//     and platform) and the content of the baked-in file; TestConformance
+//     runs the OCI distribution-spec conformance suite against the upstream
+//     alone and through the proxy and requires the proxy to pass everything
+//     the upstream passes.
+//
+// Daemons (dockerd, containerd) are started privately with their own
+// directories and sockets, and every process the suite starts is stopped by
+// its PID (SIGTERM, then SIGKILL after a grace period) when its test ends,
+// also on failure. Client state (DOCKER_CONFIG, REGCTL_CONFIG, HOME, podman
+// storage, the containers/image blob-info cache) lives in temp dirs.
+//
+// A client that is not installed is skipped with a message naming the
+// install command (.ci/install-deps installs them all); with CI=true a
+// missing client fails the test instead, so CI cannot go green by skipping.
+package e2e
