@@ -1,0 +1,70 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// TestOras drives oras (GET by tag with one comma-joined Accept header,
+// then the child with exactly the media type its descriptor names — so
+// the synthesized index must carry each child's true media type; oras
+// also checks that the manifest it gets is for the platform it asked for)
+// through the proxy. Per group: `manifest fetch` is the index the proxy
+// serves. Per platform: `manifest fetch --platform --descriptor` (digest),
+// `manifest fetch --platform` (bytes), `manifest fetch-config --platform`,
+// and `copy --platform` into an OCI layout, whose layer is read for the
+// file.
+func TestOras(t *testing.T) {
+	s := shared(t)
+	bin := requireTool(t, "oras", hintOras)
+	dir := s.tempDir(t, "oras")
+	env := s.env()
+	regConfig := filepath.Join(dir, "auth.json")
+	or := func(args ...string) command {
+		return command{bin: bin, args: append(args, "--registry-config", regConfig), env: env}
+	}
+	repo := repoFor("oras")
+	t.Logf("%s", bytes.TrimSpace(run(t, command{bin: bin, args: []string{"version"}, env: env})))
+
+	for _, g := range s.fx.groups {
+		ref := s.proxy.host + "/" + repo + ":" + g.base
+		index, _ := fetchIndex(t, s.proxy.host, repo, g)
+		if got := run(t, or("manifest", "fetch", "--plain-http", ref)); !bytes.Equal(got, index) {
+			t.Errorf("oras manifest fetch %s: not the index the proxy serves:\n%s", ref, got)
+		}
+		for _, m := range g.members {
+			t.Run(g.name+"/"+m.slug(), func(t *testing.T) {
+				var desc v1.Descriptor
+				out := run(t, or("manifest", "fetch", "--plain-http", "--platform", m.arg(), "--descriptor", ref))
+				if err := json.Unmarshal(out, &desc); err != nil {
+					t.Fatalf("oras manifest fetch --descriptor: %v: %s", err, out)
+				}
+				checkDigest(t, m, "oras manifest fetch --platform --descriptor", desc.Digest.String())
+				if desc.MediaType != m.mediaType {
+					t.Errorf("oras: descriptor media type %s, pushed %s", desc.MediaType, m.mediaType)
+				}
+				checkManifest(t, m, "oras manifest fetch --platform", run(t, or("manifest", "fetch", "--plain-http", "--platform", m.arg(), ref)))
+				checkConfig(t, m, "oras manifest fetch-config --platform", run(t, or("manifest", "fetch-config", "--plain-http", "--platform", m.arg(), ref)))
+
+				layout := filepath.Join(dir, "layout")
+				run(t, command{bin: bin, args: []string{"copy", "--from-plain-http", "--from-registry-config", regConfig, "--platform", m.arg(), ref, "--to-oci-layout", layout + ":" + g.name + "-" + m.slug()}, env: env})
+				blob := func(h v1.Hash) string { return filepath.Join(layout, "blobs", h.Algorithm, h.Hex) }
+				b, err := os.ReadFile(blob(m.digest))
+				if err != nil {
+					t.Fatalf("oras copy: the member's manifest is not in the layout: %v", err)
+				}
+				checkManifest(t, m, "oras copy --platform", b)
+				content, err := fileFromLayerFile(blob(m.layer), m.file)
+				if err != nil {
+					t.Fatalf("oras copy: layer: %v", err)
+				}
+				checkContent(t, m, "oras copy --platform: layer", content)
+			})
+		}
+	}
+}

@@ -1,0 +1,43 @@
+package e2e_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+)
+
+// TestRegctl drives regctl (regclient; seven Accept lines, HEAD then GET)
+// through the proxy, with its configuration in a temp file (REGCTL_CONFIG)
+// and the proxy marked plain HTTP with --host. Per group: `manifest get
+// --format raw-body` is the index the proxy serves. Per platform: `image
+// digest --platform`, `manifest get --platform --format raw-body` (the
+// member's bytes), `image config --platform --format raw-body`, and `image
+// get-file --platform` for the baked file (regctl reads it from the layers
+// itself).
+func TestRegctl(t *testing.T) {
+	s := shared(t)
+	bin := requireTool(t, "regctl", hintRegctl)
+	dir := s.tempDir(t, "regctl")
+	env := s.env("REGCTL_CONFIG=" + filepath.Join(dir, "config.json"))
+	repo := repoFor("regctl")
+	rc := func(args ...string) command {
+		return command{bin: bin, args: append([]string{"--host", "reg=" + s.proxy.host + ",tls=disabled"}, args...), env: env}
+	}
+	t.Logf("regctl %s", bytes.TrimSpace(run(t, rc("version", "--format", "{{.VCSTag}}"))))
+
+	for _, g := range s.fx.groups {
+		ref := s.proxy.host + "/" + repo + ":" + g.base
+		index, _ := fetchIndex(t, s.proxy.host, repo, g)
+		if got := run(t, rc("manifest", "get", "--format", "raw-body", ref)); !bytes.Equal(got, index) {
+			t.Errorf("regctl manifest get %s: not the index the proxy serves:\n%s", ref, got)
+		}
+		for _, m := range g.members {
+			t.Run(g.name+"/"+m.slug(), func(t *testing.T) {
+				checkDigest(t, m, "regctl image digest --platform", string(run(t, rc("image", "digest", "--platform", m.arg(), ref))))
+				checkManifest(t, m, "regctl manifest get --platform", run(t, rc("manifest", "get", "--platform", m.arg(), "--format", "raw-body", ref)))
+				checkConfig(t, m, "regctl image config --platform", run(t, rc("image", "config", "--platform", m.arg(), "--format", "raw-body", ref)))
+				checkContent(t, m, "regctl image get-file --platform", string(run(t, rc("image", "get-file", "--platform", m.arg(), ref, "/"+m.file))))
+			})
+		}
+	}
+}
