@@ -116,8 +116,15 @@ func setup() (*suite, error) {
 	return s, err
 }
 
-// buildProxy builds the real binary users run, once per test run.
+// buildProxy builds the real binary users run, once per test run; or
+// takes a prebuilt one from MANIFOLD_E2E_PROXY_BIN (a release candidate,
+// an older build to compare with).
 func (s *suite) buildProxy() error {
+	if b := os.Getenv("MANIFOLD_E2E_PROXY_BIN"); b != "" {
+		s.bin = b
+		_, err := os.Stat(b)
+		return err
+	}
 	s.bin = filepath.Join(s.dir, "proxy")
 	cmd := exec.Command("go", "build", "-o", s.bin, "github.com/manifold-proxy/manifold/cmd/proxy")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -70,7 +70,10 @@ func TestPodman(t *testing.T) {
 	root := filepath.Join(dir, "root")
 	pm := newContainersTool(t, s, bin, dir,
 		"--root", root, "--runroot", filepath.Join(dir, "runroot"), "--tmpdir", filepath.Join(dir, "tmp"),
-		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file")
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+		// Network configuration (and CNI's lock file) in the test's
+		// directory, not /etc/cni/net.d.
+		"--network-config-dir", filepath.Join(dir, "net"))
 	repo := repoFor("podman")
 	t.Logf("podman %s", strings.TrimSpace(string(run(t, pm.command("version", "--format", "{{.Client.Version}}")))))
 
