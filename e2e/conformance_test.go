@@ -33,8 +33,8 @@ var conformanceOff = []string{
 // files the suite writes (results.yaml, junit.xml), not from its exit
 // status: a configuration error makes it exit 0 without running anything.
 func TestConformance(t *testing.T) {
-	s := shared(t)
 	bin := requireTool(t, "conformance.test", hintConformance)
+	s := shared(t)
 	px := s.startTestProxy(t, "proxy-conformance")
 
 	up := runConformance(t, s, bin, "upstream", s.upHost)

@@ -23,8 +23,10 @@ import (
 // platform again by the digest a HEAD on proxy A returned, pulled from a
 // fresh proxy B.
 func TestContainerd(t *testing.T) {
-	s := shared(t)
 	requireRoot(t, "containerd")
+	requireTool(t, "containerd", hintContainerd)
+	requireTool(t, "ctr", hintContainerd)
+	s := shared(t)
 	dir := s.tempDir(t, "containerd")
 	cd := startContainerd(t, s, dir+"/c")
 	repo := repoFor("containerd")

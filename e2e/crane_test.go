@@ -13,8 +13,8 @@ import (
 // (`crane digest`, no platform), and every platform pulled by that digest
 // from a fresh proxy process B that never served it.
 func TestCrane(t *testing.T) {
-	s := shared(t)
 	crane := requireTool(t, "crane", hintCrane)
+	s := shared(t)
 	repo := repoFor("crane")
 	c := func(args ...string) command { return command{bin: crane, args: args, env: s.env()} }
 	at := func(host, ref string) string { return host + "/" + repo + ref }

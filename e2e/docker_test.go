@@ -38,9 +38,10 @@ const windowsRefused = `image operating system "windows" cannot be used on this 
 // digest a HEAD on proxy A returned, from a fresh proxy B, and the CLI's
 // `docker manifest inspect --insecure -v` (no daemon) of both indexes.
 func TestDocker(t *testing.T) {
-	s := shared(t)
 	requireRoot(t, "dockerd")
 	requireTool(t, "dockerd", hintDocker)
+	requireTool(t, "containerd", hintContainerd)
+	s := shared(t)
 	dk := startDocker(t, s)
 	repo := repoFor("docker")
 	t.Logf("docker CLI %s, dockerd %s", dockerVersion(dk.cli), strings.TrimSpace(string(run(t, dk.command("version", "--format", "{{.Server.Version}}")))))

@@ -20,8 +20,8 @@ import (
 // and `copy --platform` into an OCI layout, whose layer is read for the
 // file.
 func TestOras(t *testing.T) {
-	s := shared(t)
 	bin := requireTool(t, "oras", hintOras)
+	s := shared(t)
 	dir := s.tempDir(t, "oras")
 	env := s.env()
 	regConfig := filepath.Join(dir, "auth.json")

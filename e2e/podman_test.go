@@ -62,10 +62,10 @@ func (c *containersTool) command(args ...string) command {
 // way. Then every platform by the digest a HEAD on proxy A returned, from a
 // fresh proxy B.
 func TestPodman(t *testing.T) {
-	s := shared(t)
 	requireRoot(t, "podman")
 	bin := requireTool(t, "podman", hintPodman)
 	requireTool(t, "unshare", hintUnshare)
+	s := shared(t)
 	dir := s.tempDir(t, "podman")
 	root := filepath.Join(dir, "root")
 	pm := newContainersTool(t, s, bin, dir,

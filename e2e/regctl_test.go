@@ -15,8 +15,8 @@ import (
 // get-file --platform` for the baked file (regctl reads it from the layers
 // itself).
 func TestRegctl(t *testing.T) {
-	s := shared(t)
 	bin := requireTool(t, "regctl", hintRegctl)
+	s := shared(t)
 	dir := s.tempDir(t, "regctl")
 	env := s.env("REGCTL_CONFIG=" + filepath.Join(dir, "config.json"))
 	repo := repoFor("regctl")

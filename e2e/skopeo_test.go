@@ -17,8 +17,8 @@ import (
 // dir: stores the member's manifest (so its digest), config and layer, from
 // which the file is read.
 func TestSkopeo(t *testing.T) {
-	s := shared(t)
 	bin := requireTool(t, "skopeo", hintSkopeo)
+	s := shared(t)
 	dir := s.tempDir(t, "skopeo")
 	sk := newContainersTool(t, s, bin, dir, "--insecure-policy")
 	repo := repoFor("skopeo")
