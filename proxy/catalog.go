@@ -2,9 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
 
 	"github.com/manifold-proxy/manifold/resolve"
 )
@@ -45,12 +42,5 @@ func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error 
 	if !answered && firstErr != nil {
 		return firstErr
 	}
-	slices.Sort(list)
-	list = slices.Compact(list)
-	page, more := paginate(list, n, last)
-	if more {
-		q := url.Values{"n": {strconv.Itoa(n)}, "last": {page[len(page)-1]}}
-		w.Header().Set("Link", `</v2/_catalog?`+q.Encode()+`>; rel="next"`)
-	}
-	return writeJSON(w, r, map[string][]string{"repositories": nonNil(page)})
+	return writeJSON(w, r, map[string][]string{"repositories": paginate(w, "/v2/_catalog", list, n, last)})
 }

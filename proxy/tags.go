@@ -37,14 +37,8 @@ func (p *Proxy) tags(w http.ResponseWriter, r *http.Request, t target) error {
 			list = append(list, base)
 		}
 	}
-	slices.Sort(list)
-	list = slices.Compact(list)
-	page, more := paginate(list, n, last)
-	if more {
-		q := url.Values{"n": {strconv.Itoa(n)}, "last": {page[len(page)-1]}}
-		w.Header().Set("Link", `</v2/`+t.name+`/tags/list?`+q.Encode()+`>; rel="next"`)
-	}
-	return writeJSON(w, r, map[string]any{"name": t.name, "tags": nonNil(page)})
+	page := paginate(w, "/v2/"+t.name+"/tags/list", list, n, last)
+	return writeJSON(w, r, map[string]any{"name": t.name, "tags": page})
 }
 
 // pagination reads n and last; n = -1 means no limit.
@@ -61,9 +55,13 @@ func pagination(r *http.Request) (int, string, error) {
 	return n, q.Get("last"), nil
 }
 
-// paginate returns the entries of sorted list after last, at most n of
-// them (n < 0: all), and whether more follow.
-func paginate(list []string, n int, last string) ([]string, bool) {
+// paginate sorts and dedupes list and returns its entries after last, at
+// most n of them (n < 0: all), never nil. When more follow, it sets the Link
+// header to path with the next page's query (distribution spec
+// "Pagination").
+func paginate(w http.ResponseWriter, path string, list []string, n int, last string) []string {
+	slices.Sort(list)
+	list = slices.Compact(list)
 	if last != "" {
 		i, found := slices.BinarySearch(list, last)
 		if found {
@@ -71,17 +69,17 @@ func paginate(list []string, n int, last string) ([]string, bool) {
 		}
 		list = list[i:]
 	}
-	if n < 0 || n >= len(list) {
-		return list, false
+	if n >= 0 && n < len(list) {
+		list = list[:n]
+		if n > 0 {
+			q := url.Values{"n": {strconv.Itoa(n)}, "last": {list[n-1]}}
+			w.Header().Set("Link", "<"+path+"?"+q.Encode()+`>; rel="next"`)
+		}
 	}
-	return list[:n], n > 0
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
+	if list == nil {
 		return []string{}
 	}
-	return s
+	return list
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, v any) error {
