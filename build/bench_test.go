@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,15 +39,14 @@ var benchPlatforms = []string{
 // build with --index) and build with -trimpath. ko runs twice: with its
 // default SPDX SBOM, with --sbom=none (the like-for-like comparison:
 // proxy build writes no SBOM), and with --sbom=none and KOCACHE set (ko's
-// opt-in binary cache, which also spares relinking). Iterations alternate
-// the order of the tools. Run with
+// opt-in binary cache, which also spares relinking). Run with
 //
-//	go test -run '^$' -bench VersusKo -benchtime 3x ./build/
+//	go test -run '^$' -bench VersusKo -benchtime 5x ./build/
 //
 // Skipped when ko is not on PATH or in $(go env GOPATH)/bin.
 func BenchmarkVersusKo(b *testing.B) {
-	ko := findKo()
-	if ko == "" {
+	koBin := findKo()
+	if koBin == "" {
 		b.Skip("ko not found; go install github.com/google/ko@v0.19.1")
 	}
 	modRoot, err := filepath.Abs("..")
@@ -73,7 +73,7 @@ func BenchmarkVersusKo(b *testing.B) {
 		if kocache != "" {
 			kenv = append(kenv, "KOCACHE="+kocache)
 		}
-		return timeCmd(b, modRoot, kenv, ko, append(args, pkg)...)
+		return timeCmd(b, modRoot, kenv, koBin, append(args, pkg)...)
 	}
 	proxyRun := func(repo, cache string) time.Duration {
 		return timeCmd(b, modRoot, env, proxyBin, "build", "--repo", host+"/"+repo, "--tag", "latest", "--index",
@@ -84,55 +84,79 @@ func BenchmarkVersusKo(b *testing.B) {
 	koRun("bench/warm-ko", false, "")
 	proxyRun("bench/warm-proxy", filepath.Join(tmp, "warm"))
 
-	type phase struct{ first, rebuild time.Duration }
-	var ko1, ko2, ko3, pb phase
+	// Each iteration interleaves the tools pairwise (first builds, then
+	// rebuilds), alternating which goes first, so that load from other
+	// processes hits both alike; the ratios reported are medians of the
+	// per-iteration ratios.
+	type times struct{ first, rebuild time.Duration }
+	var pb, ko, koSBOM, koCache []times
 	for i := 0; i < b.N; i++ {
-		var k1, k2, k3, p phase
-		runKo := func() {
-			k1.first = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true, "")
-			k1.rebuild = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true, "")
-			k2.first = koRun(fmt.Sprintf("bench/ko-%d", i), false, "")
-			k2.rebuild = koRun(fmt.Sprintf("bench/ko-%d", i), false, "")
-			kocache := filepath.Join(tmp, fmt.Sprintf("kocache-%d", i))
-			k3.first = koRun(fmt.Sprintf("bench/ko-cache-%d", i), false, kocache)
-			k3.rebuild = koRun(fmt.Sprintf("bench/ko-cache-%d", i), false, kocache)
+		var p, k, ks, kc times
+		koRepo, proxyRepo := fmt.Sprintf("bench/ko-%d", i), fmt.Sprintf("bench/proxy-%d", i)
+		cache := filepath.Join(tmp, fmt.Sprintf("cache-%d", i))
+		pair := func(kf, pf func()) {
+			if i%2 == 0 {
+				kf()
+				pf()
+			} else {
+				pf()
+				kf()
+			}
 		}
-		runProxy := func() {
-			cache := filepath.Join(tmp, fmt.Sprintf("cache-%d", i))
-			p.first = proxyRun(fmt.Sprintf("bench/proxy-%d", i), cache)
-			p.rebuild = proxyRun(fmt.Sprintf("bench/proxy-%d", i), cache)
-		}
-		if i%2 == 0 {
-			runKo()
-			runProxy()
-		} else {
-			runProxy()
-			runKo()
-		}
+		pair(func() { k.first = koRun(koRepo, false, "") }, func() { p.first = proxyRun(proxyRepo, cache) })
+		pair(func() { k.rebuild = koRun(koRepo, false, "") }, func() { p.rebuild = proxyRun(proxyRepo, cache) })
+		ks.first = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true, "")
+		ks.rebuild = koRun(fmt.Sprintf("bench/ko-sbom-%d", i), true, "")
+		kocache := filepath.Join(tmp, fmt.Sprintf("kocache-%d", i))
+		kc.first = koRun(fmt.Sprintf("bench/ko-cache-%d", i), false, kocache)
+		kc.rebuild = koRun(fmt.Sprintf("bench/ko-cache-%d", i), false, kocache)
+		ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 		b.Logf("run %d: first build: proxy build %v, ko --sbom=none %v, ko %v, ko --sbom=none KOCACHE %v",
-			i, p.first.Round(time.Millisecond), k2.first.Round(time.Millisecond), k1.first.Round(time.Millisecond), k3.first.Round(time.Millisecond))
+			i, ms(p.first), ms(k.first), ms(ks.first), ms(kc.first))
 		b.Logf("run %d: rebuild:     proxy build %v, ko --sbom=none %v, ko %v, ko --sbom=none KOCACHE %v",
-			i, p.rebuild.Round(time.Millisecond), k2.rebuild.Round(time.Millisecond), k1.rebuild.Round(time.Millisecond), k3.rebuild.Round(time.Millisecond))
-		ko1.first += k1.first
-		ko1.rebuild += k1.rebuild
-		ko2.first += k2.first
-		ko2.rebuild += k2.rebuild
-		ko3.first += k3.first
-		ko3.rebuild += k3.rebuild
-		pb.first += p.first
-		pb.rebuild += p.rebuild
+			i, ms(p.rebuild), ms(k.rebuild), ms(ks.rebuild), ms(kc.rebuild))
+		pb, ko, koSBOM, koCache = append(pb, p), append(ko, k), append(koSBOM, ks), append(koCache, kc)
 	}
-	n := float64(b.N)
-	b.ReportMetric(pb.first.Seconds()/n, "proxy-first-s")
-	b.ReportMetric(pb.rebuild.Seconds()/n, "proxy-rebuild-s")
-	b.ReportMetric(ko2.first.Seconds()/n, "ko-first-s")
-	b.ReportMetric(ko2.rebuild.Seconds()/n, "ko-rebuild-s")
-	b.ReportMetric(ko2.first.Seconds()/pb.first.Seconds(), "ko/proxy-first")
-	b.ReportMetric(ko2.rebuild.Seconds()/pb.rebuild.Seconds(), "ko/proxy-rebuild")
-	b.ReportMetric(ko1.first.Seconds()/pb.first.Seconds(), "ko-sbom/proxy-first")
-	b.ReportMetric(ko1.rebuild.Seconds()/pb.rebuild.Seconds(), "ko-sbom/proxy-rebuild")
-	b.ReportMetric(ko3.first.Seconds()/pb.first.Seconds(), "ko-kocache/proxy-first")
-	b.ReportMetric(ko3.rebuild.Seconds()/pb.rebuild.Seconds(), "ko-kocache/proxy-rebuild")
+	median := func(xs []float64) float64 {
+		slices.Sort(xs)
+		n := len(xs)
+		if n%2 == 1 {
+			return xs[n/2]
+		}
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	seconds := func(ts []times, first bool) float64 {
+		var xs []float64
+		for _, t := range ts {
+			if first {
+				xs = append(xs, t.first.Seconds())
+			} else {
+				xs = append(xs, t.rebuild.Seconds())
+			}
+		}
+		return median(xs)
+	}
+	ratio := func(ts []times, first bool) float64 {
+		var xs []float64
+		for i, t := range ts {
+			if first {
+				xs = append(xs, t.first.Seconds()/pb[i].first.Seconds())
+			} else {
+				xs = append(xs, t.rebuild.Seconds()/pb[i].rebuild.Seconds())
+			}
+		}
+		return median(xs)
+	}
+	b.ReportMetric(seconds(pb, true), "proxy-first-s")
+	b.ReportMetric(seconds(pb, false), "proxy-rebuild-s")
+	b.ReportMetric(seconds(ko, true), "ko-first-s")
+	b.ReportMetric(seconds(ko, false), "ko-rebuild-s")
+	b.ReportMetric(ratio(ko, true), "ko/proxy-first")
+	b.ReportMetric(ratio(ko, false), "ko/proxy-rebuild")
+	b.ReportMetric(ratio(koSBOM, true), "ko-sbom/proxy-first")
+	b.ReportMetric(ratio(koSBOM, false), "ko-sbom/proxy-rebuild")
+	b.ReportMetric(ratio(koCache, true), "ko-kocache/proxy-first")
+	b.ReportMetric(ratio(koCache, false), "ko-kocache/proxy-rebuild")
 }
 
 func findKo() string {

@@ -97,9 +97,11 @@ func newFront(t *testing.T) *front {
 func (f *front) reset() { f.reads.Store(0); f.writes.Store(0) }
 
 // helloPlatforms are the platforms of the main build: every variant
-// mechanism (GOARM, GOAMD64, GOARM64) and 32- and 64-bit ELF.
+// mechanism (GOARM, GOAMD64, GOARM64) and 32- and 64-bit ELF. Each needs
+// its own build of the standard library on a cold Go cache, so the list
+// stays short; the benchmark builds 8 others.
 var helloPlatforms = []string{
-	"linux/amd64", "linux/amd64/v3", "linux/arm64", "linux/arm/v6", "linux/arm/v7", "linux/386", "linux/riscv64",
+	"linux/amd64", "linux/amd64/v3", "linux/arm64", "linux/arm/v6", "linux/arm/v7", "linux/386",
 }
 
 // epoch is the SOURCE_DATE_EPOCH of the main build.
@@ -153,7 +155,7 @@ func TestBuildImages(t *testing.T) {
 	f := hello(t)
 	t.Logf("built %d platforms in %v", len(f.res.Images), f.took)
 	if got, want := f.res.Platforms(), []string{
-		"linux/386", "linux/amd64", "linux/amd64/v3", "linux/arm/v6", "linux/arm/v7", "linux/arm64", "linux/riscv64",
+		"linux/386", "linux/amd64", "linux/amd64/v3", "linux/arm/v6", "linux/arm/v7", "linux/arm64",
 	}; !slices.Equal(got, want) {
 		t.Fatalf("platforms = %v, want %v", got, want)
 	}
@@ -170,7 +172,6 @@ func TestBuildImages(t *testing.T) {
 		{"linux/arm/v6", "linux-arm-v6", "v6", elf.EM_ARM, elf.ELFCLASS32, "GOARM", "6"},
 		{"linux/arm/v7", "linux-arm-v7", "v7", elf.EM_ARM, elf.ELFCLASS32, "GOARM", "7"},
 		{"linux/arm64", "linux-arm64", "v8", elf.EM_AARCH64, elf.ELFCLASS64, "GOARM64", "v8.0"},
-		{"linux/riscv64", "linux-riscv64", "", elf.EM_RISCV, elf.ELFCLASS64, "GORISCV64", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.suffix, func(t *testing.T) {

@@ -57,7 +57,7 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 			for _, tag := range im.Tags {
 				d, err := head(ectx, p.repo.Tag(tag))
 				if err != nil {
-					return fmt.Errorf("%s: %w", tag, err)
+					return fmt.Errorf("checking %s:%s: %w", p.repo, tag, err)
 				}
 				if d == nil || d.Digest != im.Descriptor.Digest {
 					retag[i] = append(retag[i], tag)
@@ -70,7 +70,7 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 			ref := p.repo.Digest(im.Descriptor.Digest.String())
 			d, err := head(ectx, ref)
 			if err != nil {
-				return fmt.Errorf("%s: %w", ref, err)
+				return fmt.Errorf("checking %s: %w", ref, err)
 			}
 			if d != nil {
 				im.Status = StatusTagged
@@ -149,7 +149,7 @@ func pushIndex(ctx context.Context, o *Options, ref name.Tag, idx Index,
 	it := IndexTag{Tag: ref.TagStr(), Status: StatusPushed}
 	prev, err := head(ctx, ref)
 	if err != nil {
-		return it, fmt.Errorf("%s: %w", ref.TagStr(), err)
+		return it, fmt.Errorf("checking %s: %w", ref, err)
 	}
 	if prev != nil && prev.Digest == idx.Descriptor.Digest {
 		it.Status = StatusUnchanged
