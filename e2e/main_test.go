@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -204,29 +205,41 @@ type proxyProc struct {
 	host string // 127.0.0.1:port
 }
 
-// startProxy starts `proxy serve` in front of the upstream, listening on a
-// free loopback port, logging requests as JSON lines to its log file.
+// startProxy starts `proxy serve` in front of the upstream, on a free
+// loopback port, logging requests as JSON lines to its log file. (A port
+// taken by someone else between picking and listening makes the proxy exit;
+// it is then started again on another port.)
 func (s *suite) startProxy(name string) (*proxyProc, error) {
+	var err error
+	for range 3 {
+		var px *proxyProc
+		if px, err = s.tryStartProxy(name); err == nil {
+			return px, nil
+		}
+	}
+	return nil, err
+}
+
+func (s *suite) tryStartProxy(name string) (*proxyProc, error) {
 	n := s.nproxy.Add(1)
 	wd := filepath.Join(s.dir, fmt.Sprintf("%s-%d", name, n))
 	if err := os.MkdirAll(wd, 0o755); err != nil {
 		return nil, err
 	}
-	env := s.env("MANIFOLD_LOG_FORMAT=json")
-	p, err := startProc(name, filepath.Join(wd, "proxy.log"), env, wd, s.bin,
-		"serve", "--listen", "127.0.0.1:0", "--upstream", s.upstream.URL, "--log-level", "info")
+	host, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	px := &proxyProc{proc: p}
+	p, err := startProc(name, filepath.Join(wd, "proxy.log"), s.env("MANIFOLD_LOG_FORMAT=json"), wd, s.bin,
+		"serve", "--listen", host, "--upstream", s.upstream.URL, "--log-level", "info")
+	if err != nil {
+		return nil, err
+	}
 	err = waitFor(p, 30*time.Second, func() bool {
-		if px.host == "" {
-			px.host = servingAddr(p.log)
+		if p.exited() {
+			return false // waitFor reports it
 		}
-		if px.host == "" {
-			return false
-		}
-		resp, err := http.Get("http://" + px.host + "/v2/")
+		resp, err := http.Get("http://" + host + "/v2/")
 		if err != nil {
 			return false
 		}
@@ -237,7 +250,16 @@ func (s *suite) startProxy(name string) (*proxyProc, error) {
 		_ = p.stop(stopGrace)
 		return nil, err
 	}
-	return px, nil
+	return &proxyProc{proc: p, host: host}, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // startProxy starts another proxy process for one test: "another
@@ -252,20 +274,9 @@ func (s *suite) startTestProxy(t *testing.T, name string) *proxyProc {
 	return p
 }
 
-// servingAddr reads the address from the proxy's "manifold serving" line.
-func servingAddr(log string) string {
-	for _, l := range logLines(log) {
-		if l.Msg == "manifold serving" && l.Addr != "" {
-			return l.Addr
-		}
-	}
-	return ""
-}
-
 // logLine is one JSON log line of the proxy.
 type logLine struct {
 	Msg    string `json:"msg"`
-	Addr   string `json:"addr"`
 	Method string `json:"method"`
 	Path   string `json:"path"`
 	Status int    `json:"status"`
