@@ -129,7 +129,8 @@ func fileFromLayerFile(layer, want string) (string, error) {
 	return fileFromTar(zr, want)
 }
 
-// httpGet sends method to the proxy (or upstream) with Accept lines.
+// httpDo sends a request to the proxy (or the upstream) with the given
+// Accept header lines and returns the response and its body.
 func httpDo(t *testing.T, method, url string, accept ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
@@ -202,7 +203,7 @@ func fetchIndex(t *testing.T, host, repo string, g *group) ([]byte, v1.Hash) {
 
 // fetched returns the digests of the manifests of repo that p served by
 // digest (GET, status 200) in the log lines after skip.
-func fetched(p *proxyProc, repo string, skip int) (map[string]bool, int) {
+func fetched(p *proxyProc, repo string, skip int) map[string]bool {
 	reqs := p.requests()
 	out := map[string]bool{}
 	prefix := "/v2/" + repo + "/manifests/sha256:"
@@ -211,7 +212,7 @@ func fetched(p *proxyProc, repo string, skip int) (map[string]bool, int) {
 			out[strings.TrimPrefix(r.Path, "/v2/"+repo+"/manifests/")] = true
 		}
 	}
-	return out, len(reqs)
+	return out
 }
 
 // checkFetchedOnly checks that, of the group's members, the client fetched

@@ -195,7 +195,7 @@ func dockerRefusesWindows(t *testing.T, dk *dockerDaemon, m *member, ref string)
 func waitFetched(p *proxyProc, repo string, mark int, m *member) map[string]bool {
 	var got map[string]bool
 	_ = waitFor(nil, 5*time.Second, func() bool {
-		got, _ = fetched(p, repo, mark)
+		got = fetched(p, repo, mark)
 		return got[m.digest.String()]
 	})
 	return got
