@@ -103,6 +103,12 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 
 func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	log := newLogger(cfg.Log, logw)
+	// Everything that can be refused is checked before the embedded
+	// registry creates its data dir.
+	access, err := accessController(cfg.Auth)
+	if err != nil {
+		return err
+	}
 	ups := cfg.Upstreams
 	if len(ups) == 0 {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -120,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		log.Info("embedded registry started", "url", reg.URL, "dataDir", cfg.DataDir)
 		ups = []config.Upstream{{URL: reg.URL}}
 	}
-	opts, err := proxyOptions(ctx, cfg, ups, log)
+	opts, err := proxyOptions(ctx, cfg, ups, access, log)
 	if err != nil {
 		return err
 	}
@@ -159,7 +165,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 }
 
 // proxyOptions turns the configuration into proxy options.
-func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream, log *slog.Logger) (proxy.Options, error) {
+func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream, ctl auth.AccessController, log *slog.Logger) (proxy.Options, error) {
 	platform, _ := index.ParsePlatform(cfg.DefaultPlatform)
 	opts := proxy.Options{
 		ReadOnly:        cfg.ReadOnly,
@@ -193,10 +199,6 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		st = store.Tiered{st, store.NewDriver(d)}
 	}
 	opts.Store = st
-	ctl, err := accessController(cfg.Auth)
-	if err != nil {
-		return opts, err
-	}
 	if ctl != nil {
 		a := &proxy.Access{Controller: ctl, AnonymousRead: cfg.Auth.AnonymousRead}
 		for _, r := range cfg.Auth.Rules {

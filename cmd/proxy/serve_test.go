@@ -191,6 +191,9 @@ func TestServeHtpasswd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing htpasswd file was created")
 	}
+	if _, err := os.Stat("manifold-data"); err == nil {
+		t.Error("a refused configuration still created the default data dir")
+	}
 }
 
 // TestServeBadConfig: configuration errors are one line naming the field.
