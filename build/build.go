@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // Stage is a step of one platform's build, as reported to Progress.
@@ -139,10 +141,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Repository: p.repo.Name(), Tags: p.tags, Skipped: p.skipped, DryRun: o.DryRun}
-	ropts := []remote.Option{remote.WithAuthFromKeychain(o.Keychain), remote.WithJobs(o.PushJobs), remote.WithUserAgent("manifold-build")}
-	if o.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(o.Transport))
+	// Through a manifold proxy, see what the registry behind it holds: the
+	// bare tag resolves there to the synthesized index otherwise, and an
+	// --index push would look unchanged and never be stored.
+	rt := o.Transport
+	if rt == nil {
+		rt = remote.DefaultTransport
 	}
+	rt = upstream.WithHeader(rt, http.Header{upstream.HeaderSynthesis: {"off"}})
+	ropts := []remote.Option{remote.WithAuthFromKeychain(o.Keychain), remote.WithJobs(o.PushJobs), remote.WithUserAgent("manifold-build"), remote.WithTransport(rt)}
 	var nopts []name.Option
 	if o.Insecure {
 		nopts = append(nopts, name.Insecure)

@@ -406,6 +406,37 @@ func TestIndex(t *testing.T) {
 	}
 }
 
+// TestIndexThroughProxy: --index pushed through `proxy serve` is stored in
+// the registry behind it (the proxy's synthesized index under the bare tag
+// does not make it look already there).
+func TestIndexThroughProxy(t *testing.T) {
+	f := hello(t)
+	c, err := upstream.New(upstream.Options{URL: registryURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	o := helloOptions(strings.TrimPrefix(srv.URL, "http://") + "/through")
+	o.Index = true
+	res, err := build.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index.Descriptor.Digest != f.res.Index.Descriptor.Digest {
+		t.Errorf("index %s, want %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
+	}
+	u, _ := url.Parse(registryURL)
+	d, err := remote.Head(ref(t, u.Host+"/through:v1"))
+	if err != nil || d.Digest != res.Index.Descriptor.Digest || !d.MediaType.IsIndex() {
+		t.Errorf("registry behind the proxy has %v (%v), want the index %s", d, err, res.Index.Descriptor.Digest)
+	}
+}
+
 func TestDryRun(t *testing.T) {
 	f := hello(t)
 	fr := newFront(t)

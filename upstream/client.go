@@ -318,6 +318,12 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
+// WithHeader returns a transport that adds h to every request sent
+// through rt (e.g. HeaderSynthesis: off for go-containerregistry clients).
+func WithHeader(rt http.RoundTripper, h http.Header) http.RoundTripper {
+	return &headerTransport{inner: rt, h: h}
+}
+
 // headerTransport adds fixed headers to every request.
 type headerTransport struct {
 	inner http.RoundTripper
