@@ -25,11 +25,15 @@ type Access struct {
 
 // AccessRule names who may read (pull) and write (push, delete) the
 // repositories matching Pattern (path.Match). "*" in a list is any
-// authenticated user.
+// authenticated user; "anonymous" is a request without credentials (with
+// Access.AnonymousRead).
 type AccessRule struct {
 	Pattern     string
 	Read, Write []string
 }
+
+// Anonymous is the user name of requests without credentials in rules.
+const Anonymous = "anonymous"
 
 // Validate checks the rule patterns.
 func (a *Access) Validate() error {
@@ -44,19 +48,36 @@ func (a *Access) Validate() error {
 	return nil
 }
 
-// allowed reports whether user may do action (pull or push) on repo.
+// allowed reports whether user ("" for an anonymous request) may do
+// action (pull, push or delete) on repo.
 func (a *Access) allowed(user, repo, action string) bool {
 	for _, r := range a.Rules {
 		if ok, _ := path.Match(r.Pattern, repo); !ok {
 			continue
 		}
 		list := r.Read
-		if action == "push" {
+		if action != "pull" {
 			list = r.Write
+		}
+		if user == "" {
+			return slices.Contains(list, Anonymous)
 		}
 		return slices.Contains(list, "*") || slices.Contains(list, user)
 	}
-	return true
+	// No rule: every authenticated user may do anything; anonymous
+	// requests only read, and only with AnonymousRead.
+	return user != "" || (action == "pull" && a.AnonymousRead)
+}
+
+// action is what a request does to a repository, in token-scope words.
+func action(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return "pull"
+	case http.MethodDelete:
+		return "delete"
+	}
+	return "push"
 }
 
 // authorize checks a request against Options.Access. repo is "" for
@@ -66,18 +87,23 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request, repo string) (
 	if a == nil {
 		return "", nil
 	}
-	action := "pull"
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		action = "push"
-	}
-	_, _, hasCreds := r.BasicAuth()
-	if action == "pull" && a.AnonymousRead && !hasCreds && r.Header.Get("Authorization") == "" {
+	act := action(r)
+	if a.AnonymousRead && act == "pull" && r.Header.Get("Authorization") == "" && (repo == "" || a.allowed("", repo, act)) {
 		return "", nil
 	}
-	var records []auth.Access
-	if repo != "" {
-		records = []auth.Access{{Resource: auth.Resource{Type: "repository", Name: repo}, Action: action}}
+	records := []auth.Access{{Resource: auth.Resource{Type: "registry", Name: "catalog"}, Action: "*"}}
+	switch {
+	case repo != "":
+		records = []auth.Access{{Resource: auth.Resource{Type: "repository", Name: repo}, Action: act}}
+	case r.URL.Path == "/v2/" || r.URL.Path == "/v2":
+		records = nil
 	}
+	return p.check(w, r, records, repo, act)
+}
+
+// check authenticates r for records and applies the rules to repo/act.
+func (p *Proxy) check(w http.ResponseWriter, r *http.Request, records []auth.Access, repo, act string) (string, error) {
+	a := p.o.Access
 	grant, err := a.Controller.Authorized(r, records...)
 	if err != nil {
 		var ch auth.Challenge
@@ -88,13 +114,35 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request, repo string) (
 		return "", err
 	}
 	user := grant.User.Name
-	if repo != "" && !a.allowed(user, repo, action) {
-		return user, errcode.ErrorCodeDenied.WithMessage(user + " may not " + action + " " + repo)
+	if repo != "" && !a.allowed(user, repo, act) {
+		return user, errcode.ErrorCodeDenied.WithMessage(user + " may not " + act + " " + repo)
 	}
 	return user, nil
 }
 
-// mayRead filters the catalog for user.
+// mayMountFrom reports whether the request may read repository from, the
+// source of a cross-repository mount: a mount must not reveal what a pull
+// would refuse.
+func (p *Proxy) mayMountFrom(r *http.Request, from string) bool {
+	if p.o.Access == nil {
+		return true
+	}
+	if p.o.Access.AnonymousRead && r.Header.Get("Authorization") == "" {
+		return p.o.Access.allowed("", from, "pull")
+	}
+	_, err := p.check(discardWriter{}, r, []auth.Access{{Resource: auth.Resource{Type: "repository", Name: from}, Action: "pull"}}, from, "pull")
+	return err == nil
+}
+
+// discardWriter is a ResponseWriter for checks whose challenge headers
+// are not sent.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
+
+// mayRead filters the catalog for user ("" when anonymous).
 func (p *Proxy) mayRead(user, repo string) bool {
 	return p.o.Access == nil || p.o.Access.allowed(user, repo, "pull")
 }

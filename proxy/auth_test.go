@@ -288,4 +288,60 @@ func TestClientTokenAuth(t *testing.T) {
 	if err := remote.Write(ref(t, e.host, "app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
 		t.Errorf("alice pushes with a token: %v", err)
 	}
+	// Deleting needs "delete" in the token, which push does not imply.
+	del, _ := name.NewTag(e.host+"/app:1-linux-arm64", name.Insecure)
+	if err := remote.Delete(del, remote.WithAuth(alice)); err == nil {
+		t.Error("a token without delete deleted a tag")
+	}
+}
+
+// TestRulesCannotBeBypassed: neither a cross-repository mount nor an
+// anonymous request reads what the rules refuse.
+func TestRulesCannotBeBypassed(t *testing.T) {
+	t.Parallel()
+	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": writeHtpasswd(t, map[string]string{"alice": "a", "bob": "b"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *proxy.Options) {
+		o.Access = &proxy.Access{Controller: ctl, AnonymousRead: true, Rules: []proxy.AccessRule{
+			{Pattern: "secret/*", Read: []string{"alice"}, Write: []string{"alice"}},
+			{Pattern: "open/*", Read: []string{proxy.Anonymous, "*"}, Write: []string{"*"}},
+		}}
+	})
+	img := platformImage(t, "linux/amd64", false)
+	e.push("secret/app:1-linux-amd64", img)
+	e.push("open/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+
+	bob := func(method, path string) *http.Response {
+		req, _ := http.NewRequest(method, e.proxy.URL+path, nil)
+		req.SetBasicAuth("bob", "b")
+		resp, _ := doReq(t, req)
+		return resp
+	}
+	if resp := bob(http.MethodGet, "/v2/secret/app/blobs/"+ld.String()); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("bob reads secret/app: %d", resp.StatusCode)
+	}
+	resp := bob(http.MethodPost, "/v2/bob/x/blobs/uploads/?mount="+ld.String()+"&from=secret/app")
+	if resp.StatusCode == http.StatusCreated {
+		t.Error("bob mounted a blob of secret/app")
+	}
+	if resp := bob(http.MethodGet, "/v2/bob/x/blobs/"+ld.String()); resp.StatusCode == http.StatusOK {
+		t.Error("bob reads secret/app's blob through a mount")
+	}
+	// Anonymous: open/* lists anonymous, secret/* does not.
+	if resp, _ := e.do(http.MethodGet, "/v2/open/app/manifests/1"); resp.StatusCode != http.StatusOK {
+		t.Errorf("anonymous read of open/app: %d", resp.StatusCode)
+	}
+	if resp, _ := e.do(http.MethodGet, "/v2/secret/app/manifests/1"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous read of secret/app: %d, want 401", resp.StatusCode)
+	}
+	// Alice may mount from secret/app.
+	req, _ := http.NewRequest(http.MethodPost, e.proxy.URL+"/v2/secret/copy/blobs/uploads/?mount="+ld.String()+"&from=secret/app", nil)
+	req.SetBasicAuth("alice", "a")
+	if resp, _ := doReq(t, req); resp.StatusCode != http.StatusCreated {
+		t.Errorf("alice mount: %d", resp.StatusCode)
+	}
 }
