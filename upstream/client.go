@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +45,25 @@ type Options struct {
 	UserAgent string
 	// Header is added to every request (e.g. HeaderSynthesis). Default none.
 	Header http.Header
+	// TransportMaxAge is how long an authenticated transport (its token and
+	// resolved credentials) is reused. Default 10m.
+	TransportMaxAge time.Duration
+}
+
+// PasswordFile is a username whose password is read from path each time
+// credentials are needed, so a rotated secret is picked up.
+func PasswordFile(username, path string) authn.Authenticator {
+	return &passwordFile{user: username, path: path}
+}
+
+type passwordFile struct{ user, path string }
+
+func (p *passwordFile) Authorization() (*authn.AuthConfig, error) {
+	b, err := os.ReadFile(p.path)
+	if err != nil {
+		return nil, fmt.Errorf("reading password: %w", err)
+	}
+	return &authn.AuthConfig{Username: p.user, Password: strings.TrimRight(string(b), "\r\n")}, nil
 }
 
 // HeaderSynthesis, set to "off" on a request to a manifold proxy, turns
@@ -60,7 +80,8 @@ type Client struct {
 	auth       authn.Authenticator
 	keychain   authn.Keychain
 	base       http.RoundTripper
-	transports *lru.Cache[string, http.RoundTripper]
+	transports *lru.Cache[string, cachedTransport]
+	maxAge     time.Duration
 	sf         singleflight.Group
 }
 
@@ -112,8 +133,11 @@ func New(o Options) (*Client, error) {
 		base = &headerTransport{inner: base, h: o.Header}
 	}
 	base = transport.NewUserAgent(base, ua)
-	cache, _ := lru.New[string, http.RoundTripper](1024)
-	c := &Client{reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache}
+	cache, _ := lru.New[string, cachedTransport](1024)
+	if o.TransportMaxAge <= 0 {
+		o.TransportMaxAge = 10 * time.Minute
+	}
+	c := &Client{reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
 	if c.auth == nil && c.keychain == nil {
 		c.auth = authn.Anonymous
 	}
@@ -148,16 +172,34 @@ func Scope(repo string, actions ...string) string {
 
 // Transport returns an authenticated transport for scopes (see Scope). The
 // first call per scope set pings the registry and fetches a token; later
-// calls are served from a cache.
+// calls are served from a cache for TransportMaxAge, after which the
+// credentials are resolved again (credential helpers hand out expiring
+// credentials; a password file may have been rotated).
 func (c *Client) Transport(ctx context.Context, scopes ...string) (http.RoundTripper, error) {
+	return c.FreshTransport(ctx, c.maxAge, scopes...)
+}
+
+// FreshTransport is Transport with a token at most maxAge old. A request
+// whose body cannot be sent twice needs one: go-containerregistry renews an
+// expired token on the 401 and resends the same request, whose body is
+// gone by then.
+func (c *Client) FreshTransport(ctx context.Context, maxAge time.Duration, scopes ...string) (http.RoundTripper, error) {
 	scopes = append([]string(nil), scopes...)
 	sort.Strings(scopes)
 	key := strings.Join(scopes, " ")
-	if t, ok := c.transports.Get(key); ok {
+	fresh := func() (http.RoundTripper, bool) {
+		if e, ok := c.transports.Get(key); ok && time.Since(e.created) < maxAge {
+			return e.rt, true
+		}
+		return nil, false
+	}
+	if t, ok := fresh(); ok {
 		return t, nil
 	}
-	v, err, _ := c.sf.Do(key, func() (any, error) {
-		if t, ok := c.transports.Get(key); ok {
+	// One token exchange per scope at a time, detached from the first
+	// caller: its hanging up must not fail the others.
+	ch := c.sf.DoChan(key+"\x00"+maxAge.String(), func() (any, error) {
+		if t, ok := fresh(); ok {
 			return t, nil
 		}
 		auth := c.auth
@@ -168,17 +210,29 @@ func (c *Client) Transport(ctx context.Context, scopes ...string) (http.RoundTri
 			}
 			auth = a
 		}
-		t, err := transport.NewWithContext(ctx, c.reg, auth, c.base, scopes)
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		t, err := transport.NewWithContext(tctx, c.reg, auth, c.base, scopes)
 		if err != nil {
 			return nil, err
 		}
-		c.transports.Add(key, t)
+		c.transports.Add(key, cachedTransport{rt: t, created: time.Now()})
 		return t, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(http.RoundTripper), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(http.RoundTripper), nil
+}
+
+type cachedTransport struct {
+	rt      http.RoundTripper
+	created time.Time
 }
 
 func (c *Client) puller(ctx context.Context, repo string) (*remote.Puller, error) {

@@ -50,6 +50,17 @@ func retryable(status int) bool {
 // RoundTrip retries idempotent requests without a body. A request with a
 // body (uploads) is sent once: it cannot be replayed safely.
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody != nil {
+		// A replayable body (the proxy buffers small ones): send a fresh
+		// copy each time. go-containerregistry resends the very same
+		// request after renewing a token, and its body would be spent.
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(req.Context())
+		req.Body = body
+	}
 	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || (req.Body != nil && req.Body != http.NoBody) {
 		return t.inner.RoundTrip(req)
 	}

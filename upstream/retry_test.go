@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,5 +84,26 @@ func TestNewValidates(t *testing.T) {
 	}
 	if c.RepoPath("nginx") != "library/nginx" || c.RepoPath("a/b") != "a/b" {
 		t.Errorf("Docker Hub official images live under library/")
+	}
+}
+
+// TestPasswordFileRotation: the password is read when credentials are
+// needed, so a rotated secret is used without a restart.
+func TestPasswordFileRotation(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/pw"
+	if err := os.WriteFile(path, []byte("one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := upstream.PasswordFile("ci", path)
+	c, err := a.Authorization()
+	if err != nil || c.Username != "ci" || c.Password != "one" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if err := os.WriteFile(path, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := a.Authorization(); c.Password != "two" {
+		t.Errorf("rotated password not read: %q", c.Password)
 	}
 }

@@ -214,12 +214,14 @@ func upstreamClient(u config.Upstream) (*upstream.Client, error) {
 	switch {
 	case u.Keychain:
 		o.Keychain = authn.DefaultKeychain
-	case u.Username != "":
-		pw, err := u.ReadPassword()
-		if err != nil {
+	case u.PasswordFile != "":
+		// Read at start to fail early, and again at each token renewal.
+		if _, err := u.ReadPassword(); err != nil {
 			return nil, err
 		}
-		o.Auth = authn.FromConfig(authn.AuthConfig{Username: u.Username, Password: pw})
+		o.Auth = upstream.PasswordFile(u.Username, u.PasswordFile)
+	case u.Username != "":
+		o.Auth = authn.FromConfig(authn.AuthConfig{Username: u.Username, Password: u.Password})
 	}
 	return upstream.New(o)
 }
