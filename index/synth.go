@@ -134,10 +134,14 @@ const (
 )
 
 // Flatten picks, from a member that is itself an index, the image entries
-// for want (os/arch/variant match; several when they differ only in
-// os.version, as Windows images do) and the attestation manifests that
-// reference them. Nested indexes are never kept.
-func Flatten(idx *v1.IndexManifest, want v1.Platform) (images, attestations []v1.Descriptor) {
+// for the member's tag s — same os and arch; same variant when the tag
+// writes one (`-linux-arm-v6`), any variant when it does not (`-linux-arm`,
+// `-linux-arm64`: as for a plain image, the config says which) — and the
+// attestation manifests that reference them. Several images may match when
+// they differ in os.version (Windows) or variant. Nested indexes are never
+// kept.
+func Flatten(idx *v1.IndexManifest, s Suffix) (images, attestations []v1.Descriptor) {
+	want := s.Platform
 	picked := map[v1.Hash]bool{}
 	for _, d := range idx.Manifests {
 		if d.Platform == nil || !d.MediaType.IsImage() || isAttestation(d) {
@@ -145,11 +149,14 @@ func Flatten(idx *v1.IndexManifest, want v1.Platform) (images, attestations []v1
 		}
 		p := *d.Platform
 		p.Architecture, p.Variant = normalizeArch(p.Architecture, p.Variant)
-		if p.OS == want.OS && p.Architecture == want.Architecture &&
-			(p.Variant == "" || want.Variant == "" || samePlatform(p, want)) {
-			images = append(images, d)
-			picked[d.Digest] = true
+		if p.OS != want.OS || p.Architecture != want.Architecture {
+			continue
 		}
+		if s.Variant != "" && p.Variant != "" && normalizeVariant(p.Architecture, p.Variant) != want.Variant {
+			continue
+		}
+		images = append(images, d)
+		picked[d.Digest] = true
 	}
 	for _, d := range idx.Manifests {
 		if isAttestation(d) && picked[mustHash(d.Annotations[AnnotationReferenceDigest])] {
@@ -336,15 +343,17 @@ func attestationEntry(a v1.Descriptor) v1.Descriptor {
 }
 
 // better orders duplicate candidates: suffixed tags before the bare tag,
-// canonical spelling first, then the shortest suffix, then the lexically
+// then the tag that is the canonical spelling of the entry's own platform
+// (`-linux-arm64-v9` for an arm64/v9 entry, even when `-linux-arm64`'s
+// index also lists one), then the shortest suffix, then the lexically
 // first tag, then digest.
 func better(a, b candidate) bool {
 	ma, mb := a.member, b.member
 	if ma.Bare() != mb.Bare() {
 		return !ma.Bare()
 	}
-	if ma.Suffix.Canonical != mb.Suffix.Canonical {
-		return ma.Suffix.Canonical
+	if ca, cb := names(a), names(b); ca != cb {
+		return ca
 	}
 	if la, lb := ma.Suffix.SuffixLen(), mb.Suffix.SuffixLen(); la != lb {
 		return la < lb
@@ -353,6 +362,12 @@ func better(a, b candidate) bool {
 		return ma.Tag < mb.Tag
 	}
 	return a.desc.Digest.String() < b.desc.Digest.String()
+}
+
+// names reports whether c's tag is the canonical tag of c's platform.
+func names(c candidate) bool {
+	m := c.member
+	return !m.Bare() && m.Suffix.Canonical && m.Tag == FormatTag(m.Suffix.Base, *c.desc.Platform)
 }
 
 func platformKey(p v1.Platform) string {

@@ -123,7 +123,7 @@ func TestSynthesizeOCIWithAttestations(t *testing.T) {
 		Annotations: map[string]string{index.AnnotationReferenceType: "attestation-manifest", index.AnnotationReferenceDigest: other.Digest.String()}}
 	idx := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{img, att, other, attOther}}
 	s, _ := index.Grammar{}.Parse("2.0-linux-arm64")
-	images, atts := index.Flatten(idx, s.Platform)
+	images, atts := index.Flatten(idx, s)
 	if len(images) != 1 || len(atts) != 1 {
 		t.Fatalf("Flatten = %d images, %d attestations; want 1, 1", len(images), len(atts))
 	}
@@ -153,7 +153,7 @@ func TestSynthesizeWindowsOSVersions(t *testing.T) {
 	ltsc2022 := v1.Descriptor{MediaType: types.DockerManifestSchema2, Digest: hash("win-2022"), Size: 701, Platform: &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2966"}}
 	idx := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.DockerManifestList, Manifests: []v1.Descriptor{ltsc2022, ltsc2019}}
 	s, _ := index.Grammar{}.Parse("3.1-windows-amd64")
-	images, _ := index.Flatten(idx, s.Platform)
+	images, _ := index.Flatten(idx, s)
 	m := index.Member{Tag: s.Tag, Suffix: s}
 	for _, d := range images {
 		m.Images = append(m.Images, index.Image{Descriptor: d, Config: &index.Config{MediaType: types.DockerConfigJSON, OS: "windows", Architecture: "amd64", OSVersion: d.Platform.OSVersion, OSFeatures: []string{"win32k"}}})
@@ -296,5 +296,31 @@ func TestParseConfig(t *testing.T) {
 		if _, err := index.ParseConfig(types.OCIConfigJSON, []byte(bad)); err == nil {
 			t.Errorf("ParseConfig(%q) accepted", bad)
 		}
+	}
+}
+
+// TestFlattenVariants: a member index contributes the variants its tag
+// allows, and the tag that names a platform exactly wins it.
+func TestFlattenVariants(t *testing.T) {
+	t.Parallel()
+	v8 := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hash("arm64-v8"), Size: 10, Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}
+	v9 := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hash("arm64-v9"), Size: 11, Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v9"}}
+	idx := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{v8, v9}}
+	plain, _ := index.Grammar{}.Parse("1.0-linux-arm64")
+	exact, _ := index.Grammar{}.Parse("1.0-linux-arm64-v8.0")
+	if imgs, _ := index.Flatten(idx, plain); len(imgs) != 2 {
+		t.Errorf("-linux-arm64 takes every arm64 variant, got %d", len(imgs))
+	}
+	if imgs, _ := index.Flatten(idx, exact); len(imgs) != 1 || imgs[0].Digest != v8.Digest {
+		t.Errorf("-linux-arm64-v8.0 takes only v8: %v", imgs)
+	}
+	member := index.Member{Tag: plain.Tag, Suffix: plain}
+	for _, d := range []v1.Descriptor{v8, v9} {
+		member.Images = append(member.Images, index.Image{Descriptor: d, Config: &index.Config{MediaType: types.OCIConfigJSON, OS: "linux", Architecture: "arm64", Variant: d.Platform.Variant}})
+	}
+	other := image("1.0-linux-arm64-v9", types.OCIManifestSchema1, "linux", "arm64", "v9")
+	r := synth(t, "1.0", member, other)
+	if got, want := platforms(r), "linux/arm64=1.0-linux-arm64 linux/arm64/v9=1.0-linux-arm64-v9"; got != want {
+		t.Errorf("entries:\n got %s\nwant %s", got, want)
 	}
 }

@@ -252,7 +252,7 @@ func (r *Resolver) member(ctx context.Context, repo string, s index.Suffix, bare
 		m.Problem = "the bare tag is an index"
 		return m, nil
 	}
-	children, atts := index.Flatten(f.index, s.Platform)
+	children, atts := index.Flatten(f.index, s)
 	m.Attestations = atts
 	for _, c := range children {
 		var img index.Image
