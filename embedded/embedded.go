@@ -107,9 +107,19 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 	return r, nil
 }
 
-// Close stops the registry, letting requests in flight finish.
+// Close stops the registry, letting requests in flight finish until ctx
+// ends (at most 2 s when ctx has no deadline: Go's server otherwise waits 5 s
+// for connections that never sent a request), then closes what is left.
 func (r *Registry) Close(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+	}
 	err := r.srv.Shutdown(ctx)
+	if err != nil {
+		err = r.srv.Close()
+	}
 	_ = r.app.Shutdown()
 	return err
 }

@@ -1,11 +1,15 @@
 package proxy_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/proxy"
@@ -85,5 +89,67 @@ func TestSingleflight(t *testing.T) {
 		if n > 1 && r != "GET /v2/" {
 			t.Errorf("%s fetched %d times by 20 concurrent clients", r, n)
 		}
+	}
+}
+
+// TestInvalidationWinsOverInflightFetch: a tag list fetched before a push
+// through the proxy, and answered after it, is not what readers see next.
+func TestInvalidationWinsOverInflightFetch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	var slow atomic.Bool
+	slow.Store(true)
+	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/tags/list") && slow.CompareAndSwap(true, false) {
+			time.Sleep(300 * time.Millisecond) // taken before the push, answered after it
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"name":"app","tags":["1-linux-amd64"]}`))
+			return true
+		}
+		return false
+	})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); e.do(http.MethodGet, "/v2/app/manifests/1") }()
+	time.Sleep(100 * time.Millisecond)
+	if err := remote.Write(ref(t, e.host, "app:1-linux-arm64"), platformImage(t, "linux/arm64", false)); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if _, b := e.do(http.MethodGet, "/v2/app/manifests/1"); !strings.Contains(string(b), `"arm64"`) {
+		t.Errorf("after a push through the proxy the index still lacks arm64: %s", b)
+	}
+}
+
+// TestRandomDigestsAreCheap: digests nobody synthesized cost one
+// recomputation per tag set, not one per request.
+func TestRandomDigestsAreCheap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for i := range 20 {
+		for _, p := range []string{"linux/amd64", "linux/arm64"} {
+			e.push(fmt.Sprintf("app:v%d-%s", i, strings.ReplaceAll(p, "/", "-")), platformImage(t, p, false))
+		}
+	}
+	if resp, _ := e.do(http.MethodGet, fmt.Sprintf("/v2/app/manifests/sha256:%064x", 1)); resp.StatusCode != 404 {
+		t.Fatal(resp.StatusCode)
+	}
+	e.resetRequests()
+	for i := range 20 {
+		if resp, _ := e.do(http.MethodGet, fmt.Sprintf("/v2/app/manifests/sha256:%064x", i+2)); resp.StatusCode != 404 {
+			t.Fatal(resp.StatusCode)
+		}
+	}
+	// One HEAD per digest (is it upstream's?) and the final pass-through
+	// 404; no member is resolved again.
+	for _, r := range e.upstreamRequests() {
+		if strings.Contains(r, "-linux-") || strings.HasSuffix(r, "/tags/list") {
+			t.Errorf("a random digest resolved groups again: %s", r)
+			break
+		}
+	}
+	if n := len(e.upstreamRequests()); n > 2*20 {
+		t.Errorf("20 random digests cost %d upstream requests", n)
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strconv"
@@ -152,10 +153,19 @@ func (p *Proxy) recompute(r *http.Request, t target, dgst v1.Hash) ([]byte, bool
 		}
 		return nil, false, err
 	}
+	// Every index of this tag set goes to the store below, so once a tag
+	// set was recomputed, a miss means the digest is none of them: random
+	// digests cost a store lookup, not a resolution of every group.
+	key := t.up.client.Host() + "/" + t.repo
+	fp := fingerprint(tags)
+	if done, ok := p.recomputed.Get(key); ok && done == fp {
+		return nil, false, nil
+	}
 	groups, err := t.up.resolver.ResolveAll(ctx, t.repo, tags, p.policy(t))
 	if err != nil {
 		return nil, false, err
 	}
+	p.recomputed.Add(key, fp)
 	var found []byte
 	require := p.o.Policies.Match(t.name).Require
 	for _, g := range groups {
@@ -230,4 +240,14 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 // (upstream.HeaderSynthesis: off), as inspect and migrate do.
 func synthesisOff(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get(upstream.HeaderSynthesis), "off")
+}
+
+// fingerprint identifies a tag list.
+func fingerprint(tags []string) string {
+	h := sha256.New()
+	for _, t := range tags {
+		h.Write([]byte(t))
+		h.Write([]byte{0})
+	}
+	return string(h.Sum(nil))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/mux"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/manifold-proxy/manifold/index"
@@ -77,6 +78,9 @@ type Proxy struct {
 	metrics *metrics
 	gather  prometheus.Gatherer
 	follow  bool
+	// recomputed remembers, per upstream repository, the tag list whose
+	// indexes were all recomputed into the store.
+	recomputed *expirable.LRU[string, string]
 }
 
 type up struct {
@@ -122,7 +126,8 @@ func New(o Options) (*Proxy, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{o: o, log: o.Logger, follow: o.FollowRedirects == nil || *o.FollowRedirects}
+	p := &Proxy{o: o, log: o.Logger, follow: o.FollowRedirects == nil || *o.FollowRedirects,
+		recomputed: expirable.NewLRU[string, string](10000, nil, 10*time.Minute)}
 	reg := o.Registerer
 	if reg == nil {
 		r := prometheus.NewRegistry()

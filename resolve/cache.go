@@ -3,6 +3,9 @@ package resolve
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,16 +42,22 @@ type CacheStats struct {
 }
 
 // Cache decorates a Source: mutable answers (Tags, Head by tag) are cached
-// for a TTL, immutable ones (by digest) until evicted. Concurrent misses for
-// one key share a single upstream fetch.
+// for a TTL; concurrent misses for one key share a single upstream fetch.
+// Manifests and configs by digest are fetched once per concurrent burst
+// but not kept: the Resolver keeps the facts it parses from them, which is
+// much smaller than the bytes.
 type Cache struct {
-	src       Source
-	o         CacheOptions
-	tags      *memo[[]string]
-	heads     *memo[v1.Descriptor]
-	manifests *memo[manifestBytes]
-	blobs     *memo[[]byte]
-	Stats     CacheStats
+	src         Source
+	o           CacheOptions
+	tags        *memo[[]string]
+	heads       *memo[v1.Descriptor]
+	digestHeads *memo[v1.Descriptor]
+	manifests   *memo[manifestBytes]
+	blobs       *memo[[]byte]
+	Stats       CacheStats
+
+	mu   sync.Mutex
+	gens map[string]uint64 // repository → invalidation generation
 }
 
 var _ Source = (*Cache)(nil)
@@ -72,29 +81,44 @@ func NewCache(src Source, o CacheOptions) *Cache {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Cache{src: src, o: o}
-	forever := CacheOptions{TTL: 1<<63 - 1, Entries: o.Entries, FetchTimeout: o.FetchTimeout, Now: o.Now}
-	c.tags = newMemo[[]string](o, &c.Stats)
-	c.heads = newMemo[v1.Descriptor](o, &c.Stats)
-	c.manifests = newMemo[manifestBytes](forever, &c.Stats)
-	c.blobs = newMemo[[]byte](forever, &c.Stats)
+	c := &Cache{src: src, o: o, gens: map[string]uint64{}}
+	c.tags = newMemo[[]string](o, &c.Stats, true)
+	c.heads = newMemo[v1.Descriptor](o, &c.Stats, true)
+	// Digests asked for by clients live apart, so that random digests
+	// cannot evict the members' tag answers.
+	c.digestHeads = newMemo[v1.Descriptor](o, &c.Stats, true)
+	c.manifests = newMemo[manifestBytes](o, &c.Stats, false)
+	c.blobs = newMemo[[]byte](o, &c.Stats, false)
 	return c
+}
+
+func (c *Cache) gen(repo string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gens[repo]
 }
 
 // Tags implements Source.
 func (c *Cache) Tags(ctx context.Context, repo string) ([]string, error) {
-	return c.tags.get(ctx, repo, func(ctx context.Context) ([]string, error) { return c.src.Tags(ctx, repo) })
+	g := c.gen(repo)
+	return c.tags.get(ctx, repo, g, func() bool { return c.gen(repo) == g },
+		func(ctx context.Context) ([]string, error) { return c.src.Tags(ctx, repo) })
 }
 
-// Head implements Source. Heads by digest are immutable and cached like
-// manifests.
+// Head implements Source.
 func (c *Cache) Head(ctx context.Context, repo, ref string) (v1.Descriptor, error) {
-	return c.heads.get(ctx, repo+"\x00"+ref, func(ctx context.Context) (v1.Descriptor, error) { return c.src.Head(ctx, repo, ref) })
+	m := c.heads
+	if strings.Contains(ref, ":") {
+		m = c.digestHeads
+	}
+	g := c.gen(repo)
+	return m.get(ctx, repo+"\x00"+ref, g, func() bool { return c.gen(repo) == g },
+		func(ctx context.Context) (v1.Descriptor, error) { return c.src.Head(ctx, repo, ref) })
 }
 
 // Manifest implements Source.
 func (c *Cache) Manifest(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, types.MediaType, error) {
-	m, err := c.manifests.get(ctx, repo+"@"+dgst.String(), func(ctx context.Context) (manifestBytes, error) {
+	m, err := c.manifests.get(ctx, repo+"@"+dgst.String(), 0, nil, func(ctx context.Context) (manifestBytes, error) {
 		b, mt, err := c.src.Manifest(ctx, repo, dgst, limit)
 		return manifestBytes{b, mt}, err
 	})
@@ -103,15 +127,20 @@ func (c *Cache) Manifest(ctx context.Context, repo string, dgst v1.Hash, limit i
 
 // Blob implements Source.
 func (c *Cache) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, error) {
-	return c.blobs.get(ctx, repo+"@"+dgst.String(), func(ctx context.Context) ([]byte, error) { return c.src.Blob(ctx, repo, dgst, limit) })
+	return c.blobs.get(ctx, repo+"@"+dgst.String(), 0, nil, func(ctx context.Context) ([]byte, error) { return c.src.Blob(ctx, repo, dgst, limit) })
 }
 
 // Invalidate drops what is cached about repo's tags (after a push or delete
-// through the proxy), so the next read sees the change.
+// through the proxy), so the next read sees the change. A fetch already
+// under way when it is called is neither stored nor shared with later
+// readers.
 func (c *Cache) Invalidate(repo string) {
+	c.mu.Lock()
+	c.gens[repo]++
+	c.mu.Unlock()
 	c.tags.lru.Remove(repo)
 	for _, k := range c.heads.lru.Keys() {
-		if len(k) > len(repo) && k[:len(repo)+1] == repo+"\x00" {
+		if strings.HasPrefix(k, repo+"\x00") {
 			c.heads.lru.Remove(k)
 		}
 	}
@@ -129,14 +158,18 @@ type memo[V any] struct {
 	o     CacheOptions
 	sf    singleflight.Group
 	stats *CacheStats
-	// keepErrors caches definitive errors (404...) for the TTL. Immutable
-	// caches do not: a digest that is absent now may be pushed later.
-	keepErrors bool
+	// keep stores answers for the TTL; without it the memo only shares
+	// concurrent fetches.
+	keep bool
 }
 
-func newMemo[V any](o CacheOptions, stats *CacheStats) *memo[V] {
-	l, _ := lru.New[string, *entry[V]](o.Entries)
-	return &memo[V]{lru: l, o: o, stats: stats, keepErrors: o.TTL < 1<<63-1}
+func newMemo[V any](o CacheOptions, stats *CacheStats, keep bool) *memo[V] {
+	n := o.Entries
+	if !keep {
+		n = 1
+	}
+	l, _ := lru.New[string, *entry[V]](n)
+	return &memo[V]{lru: l, o: o, stats: stats, keep: keep}
 }
 
 // definitive errors are answers, not failures: cache them.
@@ -157,10 +190,14 @@ func statusOf(err error) int {
 	return 0
 }
 
-func (m *memo[V]) get(ctx context.Context, key string, fetch func(context.Context) (V, error)) (V, error) {
+// get answers key from the cache or fetches it. gen is the generation of
+// what key depends on, and current reports whether it is still the
+// generation: a fetch that started before an invalidation is neither
+// stored nor joined by callers that come after it.
+func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func() bool, fetch func(context.Context) (V, error)) (V, error) {
 	now := m.o.Now()
 	e, ok := m.lru.Get(key)
-	if ok {
+	if ok && m.keep {
 		age := now.Sub(e.at)
 		if age < m.o.TTL {
 			m.stats.Hits.Add(1)
@@ -168,12 +205,12 @@ func (m *memo[V]) get(ctx context.Context, key string, fetch func(context.Contex
 		}
 		if age < m.o.TTL+m.o.StaleWhileRevalidate {
 			m.stats.Stale.Add(1)
-			go m.refresh(context.WithoutCancel(ctx), key, fetch) //nolint:errcheck // background refresh
+			go m.refresh(context.WithoutCancel(ctx), key, gen, current, fetch) //nolint:errcheck // background refresh
 			return e.v, e.err
 		}
 	}
 	m.stats.Misses.Add(1)
-	v, err := m.refresh(ctx, key, fetch)
+	v, err := m.refresh(ctx, key, gen, current, fetch)
 	if err != nil && !definitive(err) && ok && e.err == nil && now.Sub(e.at) < m.o.TTL+m.o.StaleIfError {
 		m.stats.StaleIfError.Add(1)
 		return e.v, nil
@@ -185,13 +222,13 @@ func (m *memo[V]) get(ctx context.Context, key string, fetch func(context.Contex
 // context detached from any one caller (a client hanging up must not fail
 // the others), bounded by FetchTimeout; each caller still stops waiting
 // when its own context ends.
-func (m *memo[V]) refresh(ctx context.Context, key string, fetch func(context.Context) (V, error)) (V, error) {
-	ch := m.sf.DoChan(key, func() (any, error) {
+func (m *memo[V]) refresh(ctx context.Context, key string, gen uint64, current func() bool, fetch func(context.Context) (V, error)) (V, error) {
+	ch := m.sf.DoChan(key+"\x00"+strconv.FormatUint(gen, 10), func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.FetchTimeout)
 		defer cancel()
 		m.stats.Fetches.Add(1)
 		v, err := fetch(fctx)
-		if err == nil || (m.keepErrors && definitive(err)) {
+		if m.keep && (err == nil || definitive(err)) && (current == nil || current()) {
 			m.lru.Add(key, &entry[V]{v: v, at: m.o.Now(), err: err})
 		}
 		return v, err

@@ -12,7 +12,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
@@ -31,8 +30,10 @@ type Options struct {
 	MaxManifestBytes int64
 	// Concurrency bounds the members resolved at once. Default 8.
 	Concurrency int
-	// FactEntries bounds the per-digest fact caches. Default 100000.
-	FactEntries int
+	// FactBytes bounds the memory of the per-digest facts (parsed member
+	// manifests and configs, kept for good: they never change). Default
+	// 256 MiB.
+	FactBytes int64
 	// Logger receives exclusions and duplicate warnings. Default: silent.
 	Logger *slog.Logger
 }
@@ -47,8 +48,8 @@ type Resolver struct {
 	src   Source
 	o     Options
 	sf    singleflight.Group
-	facts *lru.Cache[v1.Hash, *manifestFacts]
-	cfgs  *lru.Cache[v1.Hash, *index.Config]
+	facts *sizedLRU[v1.Hash, *manifestFacts]
+	cfgs  *sizedLRU[v1.Hash, *index.Config]
 	Stats Stats
 }
 
@@ -68,15 +69,15 @@ func New(src Source, o Options) *Resolver {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
-	if o.FactEntries <= 0 {
-		o.FactEntries = 100000
+	if o.FactBytes <= 0 {
+		o.FactBytes = 256 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	facts, _ := lru.New[v1.Hash, *manifestFacts](o.FactEntries)
-	cfgs, _ := lru.New[v1.Hash, *index.Config](o.FactEntries)
-	return &Resolver{src: src, o: o, facts: facts, cfgs: cfgs}
+	return &Resolver{src: src, o: o,
+		facts: newSizedLRU[v1.Hash, *manifestFacts](o.FactBytes * 3 / 4),
+		cfgs:  newSizedLRU[v1.Hash, *index.Config](o.FactBytes / 4)}
 }
 
 // Grammar is the member tag grammar in use.
@@ -309,7 +310,7 @@ func (r *Resolver) image(ctx context.Context, repo string, d v1.Descriptor, f *m
 		img.Problem = err.Error()
 		return img, nil
 	}
-	r.cfgs.Add(f.config.Digest, c)
+	r.cfgs.Add(f.config.Digest, c, int64(256+len(c.OSVersion)+16*len(c.OSFeatures)))
 	img.Config = c
 	return img, nil
 }
@@ -359,6 +360,12 @@ func (r *Resolver) manifest(ctx context.Context, repo string, d v1.Descriptor) (
 			f.mediaType = types.OCIManifestSchema1
 		}
 	}
-	r.facts.Add(d.Digest, f)
+	// An index costs about its size (its descriptors are kept); an image
+	// manifest only its config descriptor.
+	cost := int64(256)
+	if f.index != nil {
+		cost = int64(len(b))
+	}
+	r.facts.Add(d.Digest, f, cost)
 	return f, "", nil
 }
