@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -144,4 +145,58 @@ func streamBlob(t testing.TB, size int) uint64 {
 		t.Fatalf("read %d bytes: %v", n, err)
 	}
 	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestRedirects: blob redirects from the upstream are followed to storage
+// it names, but never to a link-local address.
+func TestRedirects(t *testing.T) {
+	t.Parallel()
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			t.Error("credentials sent to the redirect target")
+		}
+		_, _ = w.Write([]byte("blob-bytes"))
+	}))
+	defer storage.Close()
+	var target atomic.Value
+	target.Store(storage.URL + "/data")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v2/":
+		case strings.Contains(r.URL.Path, "/blobs/"):
+			http.Redirect(w, r, target.Load().(string), http.StatusTemporaryRedirect)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	c, _ := upstream.New(upstream.Options{URL: up.URL})
+	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	path := "/v2/app/blobs/sha256:" + strings.Repeat("c", 64)
+	resp, body := do(t, srv.URL, http.MethodGet, path)
+	if resp.StatusCode != 200 || string(body) != "blob-bytes" {
+		t.Errorf("redirect to storage: %d %q", resp.StatusCode, body)
+	}
+	target.Store("http://169.254.169.254/latest/meta-data/")
+	resp, body = do(t, srv.URL, http.MethodGet, path)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "link-local") {
+		t.Errorf("redirect to the metadata service: %d %s", resp.StatusCode, body)
+	}
+	// With followRedirects off the client gets the redirect itself.
+	off := false
+	p2, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, FollowRedirects: &off})
+	srv2 := httptest.NewServer(p2)
+	defer srv2.Close()
+	target.Store(storage.URL + "/data")
+	req, _ := http.NewRequest(http.MethodGet, srv2.URL+path, nil)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != storage.URL+"/data" {
+		t.Errorf("followRedirects false: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }

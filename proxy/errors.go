@@ -35,12 +35,12 @@ func (e *upstreamError) Unwrap() error { return e.cause }
 
 // writeError writes err as an OCI error envelope (distribution spec
 // "Error Codes"). Upstream answers keep their status and codes; network
-// failures are 503 UNAVAILABLE; a group with no usable member is 404
+// failures are 502 UNAVAILABLE; a group with no usable member is 404
 // MANIFEST_UNKNOWN naming the excluded tags.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, errs := classify(err)
 	w.Header().Set("Content-Type", "application/json")
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || status == http.StatusBadGateway {
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "5")
 		}
@@ -85,7 +85,8 @@ func classify(err error) (int, []wireError) {
 		// The client went away; the status is for the log only.
 		return 499, []wireError{{Code: errcode.ErrorCodeUnavailable.String(), Message: "request canceled"}}
 	}
-	return http.StatusServiceUnavailable, []wireError{{Code: errcode.ErrorCodeUnavailable.String(), Message: "upstream unavailable: " + err.Error()}}
+	// No answer from upstream (refused, reset, timed out): a bad gateway.
+	return http.StatusBadGateway, []wireError{{Code: errcode.ErrorCodeUnavailable.String(), Message: "upstream unavailable: " + err.Error()}}
 }
 
 func fromTransport(te *transport.Error) (int, []wireError) {

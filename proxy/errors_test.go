@@ -62,7 +62,7 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestUnreachableUpstream: a dead upstream is 503 UNAVAILABLE at once,
+// TestUnreachableUpstream: a dead upstream is 502 UNAVAILABLE at once,
 // never a hang or a panic.
 func TestUnreachableUpstream(t *testing.T) {
 	t.Parallel()
@@ -79,7 +79,7 @@ func TestUnreachableUpstream(t *testing.T) {
 	for _, path := range []string{"/v2/app/manifests/1", "/v2/app/manifests/1-linux-amd64", "/v2/app/tags/list", "/v2/app/blobs/sha256:" + strings.Repeat("a", 64)} {
 		start := time.Now()
 		resp, body := do(t, srv.URL, http.MethodGet, path)
-		if resp.StatusCode != http.StatusServiceUnavailable || ociError(t, body) != "UNAVAILABLE" {
+		if resp.StatusCode != http.StatusBadGateway || ociError(t, body) != "UNAVAILABLE" {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
 		}
 		if d := time.Since(start); d > 5*time.Second {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -41,7 +43,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 		return err
 	}
 	if p.follow {
-		tr = &redirectFollower{inner: tr}
+		tr = &redirectFollower{inner: tr, upstream: t.up.client.URL("/", "")}
 	}
 	query := r.URL.RawQuery
 	if o.query != nil {
@@ -77,7 +79,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			writeError(w, r, apiErr(errcode.ErrorCodeUnavailable, "upstream %s unreachable: %v", t.up.client.Host(), err))
+			writeError(w, r, fmt.Errorf("upstream %s unreachable: %w", t.up.client.Host(), err))
 		},
 	}
 	rp.ServeHTTP(w, r)
@@ -155,19 +157,48 @@ func (p *Proxy) rewriteURL(raw string, t target) string {
 // redirectFollower follows redirects of GET and HEAD requests (blob
 // storage, CDNs) so the proxy streams the content itself. The upstream
 // transport only adds credentials for the upstream host, so nothing secret
-// goes to the redirect target.
+// goes to the redirect target. The client never chooses the target: only an
+// upstream's answer does, and checkRedirect limits where it may lead.
 type redirectFollower struct {
-	inner http.RoundTripper
+	inner    http.RoundTripper
+	upstream *url.URL
 }
 
 func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return f.inner.RoundTrip(req)
 	}
-	c := &http.Client{Transport: f.inner}
+	c := &http.Client{Transport: f.inner, CheckRedirect: f.checkRedirect}
 	out := req.Clone(req.Context())
 	out.RequestURI = ""
 	return c.Do(out)
+}
+
+// checkRedirect refuses redirects that leave HTTPS for HTTP, that go to a
+// link-local address (cloud metadata services), or that go from a public
+// upstream to a loopback or private address; at most 5 hops.
+func (f *redirectFollower) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	u := req.URL
+	if u.Host == f.upstream.Host {
+		return nil
+	}
+	if u.Scheme != "https" && f.upstream.Scheme == "https" {
+		return fmt.Errorf("redirect to %s leaves HTTPS", u.Redacted())
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() {
+			return fmt.Errorf("redirect to link-local address %s refused", ip)
+		}
+		up := net.ParseIP(f.upstream.Hostname())
+		internalUpstream := f.upstream.Hostname() == "localhost" || (up != nil && (up.IsLoopback() || up.IsPrivate()))
+		if (ip.IsLoopback() || ip.IsPrivate()) && !internalUpstream {
+			return fmt.Errorf("redirect from public upstream to internal address %s refused", ip)
+		}
+	}
+	return nil
 }
 
 // refused rewrites an upstream 401 into a 403 naming the cause.
