@@ -112,8 +112,8 @@ type Cache struct {
 	// refreshing it in the background. Default "0s".
 	StaleWhileRevalidate Duration `json:"staleWhileRevalidate"`
 	// StaleIfError serves the last good answer this long past its TTL when
-	// upstream fails (5xx, 429, timeouts). Default "5m".
-	StaleIfError Duration `json:"staleIfError"`
+	// upstream fails (5xx, 429, timeouts); "0s" turns it off. Default "5m".
+	StaleIfError *Duration `json:"staleIfError"`
 	// Entries bounds each cache. Default 10000.
 	Entries int `json:"entries"`
 }
@@ -260,8 +260,9 @@ func (c *Config) applyDefaults() {
 	if c.Cache.TTL == 0 {
 		c.Cache.TTL = Duration(30 * time.Second)
 	}
-	if c.Cache.StaleIfError == 0 {
-		c.Cache.StaleIfError = Duration(5 * time.Minute)
+	if c.Cache.StaleIfError == nil {
+		d := Duration(5 * time.Minute)
+		c.Cache.StaleIfError = &d
 	}
 	if c.Cache.Entries == 0 {
 		c.Cache.Entries = 10000
@@ -420,7 +421,7 @@ func (c *Config) Validate() error {
 	if _, err := index.ParsePlatform(c.DefaultPlatform); err != nil {
 		fail("defaultPlatform", "%v", err)
 	}
-	if c.Cache.TTL < 0 || c.Cache.StaleWhileRevalidate < 0 || c.Cache.StaleIfError < 0 {
+	if c.Cache.TTL < 0 || c.Cache.StaleWhileRevalidate < 0 || *c.Cache.StaleIfError < 0 {
 		fail("cache", "durations must not be negative")
 	}
 	if c.Cache.Entries < 0 {

@@ -16,7 +16,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 	if c.Listen != ":5000" || c.DataDir != "./manifold-data" || c.DefaultPlatform != "linux/amd64" ||
-		time.Duration(c.Cache.TTL) != 30*time.Second || time.Duration(c.Cache.StaleIfError) != 5*time.Minute ||
+		time.Duration(c.Cache.TTL) != 30*time.Second || time.Duration(*c.Cache.StaleIfError) != 5*time.Minute ||
 		c.Limits.MaxManifestBytes != 4<<20 || c.Limits.Concurrency != 8 || c.Store.MemoryBytes != 64<<20 ||
 		!*c.FollowRedirects || c.Log.Level != "info" || len(c.Upstreams) != 0 {
 		t.Errorf("defaults: %+v", c)
@@ -54,6 +54,17 @@ store: {driver: filesystem, parameters: {rootdirectory: /tmp/x}}
 	}
 	if r := c.Rules(); r.For("legacy/app") != index.Override || r.For("new/app") != index.Merge {
 		t.Errorf("rules %+v", r)
+	}
+}
+
+func TestZeroStaleIfError(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(strings.NewReader("cache: {staleIfError: 0s}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Cache.StaleIfError != 0 {
+		t.Errorf("staleIfError: 0s must turn it off, got %s", time.Duration(*c.Cache.StaleIfError))
 	}
 }
 

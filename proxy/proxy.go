@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -88,6 +89,11 @@ type up struct {
 	client   *upstream.Client
 	cache    *resolve.Cache
 	resolver *resolve.Resolver
+
+	// The catalog, kept for the cache TTL: listing it crawls every page.
+	catMu    sync.Mutex
+	catAt    time.Time
+	catRepos []string
 }
 
 // target is a request's repository, mapped to its upstream.

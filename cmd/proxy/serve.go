@@ -175,7 +175,7 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		Cache: resolve.CacheOptions{
 			TTL:                  time.Duration(cfg.Cache.TTL),
 			StaleWhileRevalidate: time.Duration(cfg.Cache.StaleWhileRevalidate),
-			StaleIfError:         time.Duration(cfg.Cache.StaleIfError),
+			StaleIfError:         time.Duration(*cfg.Cache.StaleIfError),
 			Entries:              cfg.Cache.Entries,
 		},
 		MaxManifestBytes: cfg.Limits.MaxManifestBytes,
