@@ -18,6 +18,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 // allManifestTypes is an Accept set naming every manifest type.
@@ -133,23 +135,7 @@ func fileFromLayerFile(layer, want string) (string, error) {
 // Accept header lines and returns the response and its body.
 func httpDo(t *testing.T, method, url string, accept ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range accept {
-		req.Header.Add("Accept", a)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return regtest.Get(t, method, url, accept...)
 }
 
 // fetchIndex GETs repo:tag from host asking for every manifest type and

@@ -14,10 +14,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 func freeAddr(t *testing.T) string {
@@ -74,18 +74,7 @@ func runServe(t *testing.T, args ...string) string {
 
 func platformImage(t *testing.T, os, arch, variant string) v1.Image {
 	t.Helper()
-	img, err := random.Image(128, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = os, arch, variant
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return regtest.PlatformImage(t, strings.TrimSuffix(os+"/"+arch+"/"+variant, "/"), false)
 }
 
 // TestServeEmbedded: `proxy serve` with no upstream is a working
