@@ -25,13 +25,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 
 	dauth "github.com/distribution/distribution/v3/registry/auth"
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
 
 	"github.com/manifold-proxy/manifold/embedded"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -41,14 +41,7 @@ import (
 // none, and a proxy with wrong credentials says so.
 func TestUpstreamCredentials(t *testing.T) {
 	t.Parallel()
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte("ci:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	htpasswd := regtest.Htpasswd(t, map[string]string{"ci": "s3cret"})
 	reg, err := embedded.Start(context.Background(), embedded.Options{Htpasswd: htpasswd})
 	if err != nil {
 		t.Fatal(err)
@@ -99,28 +92,11 @@ func TestUpstreamCredentials(t *testing.T) {
 	}
 }
 
-func writeHtpasswd(t *testing.T, users map[string]string) string {
-	t.Helper()
-	var lines []string
-	for u, pw := range users {
-		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, u+":"+string(hash))
-	}
-	path := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestClientAuth: an htpasswd-protected proxy challenges, lets users in,
 // applies per-repository read/write rules and filters the catalog.
 func TestClientAuth(t *testing.T) {
 	t.Parallel()
-	htpasswd := writeHtpasswd(t, map[string]string{"alice": "a-pw", "bob": "b-pw"})
+	htpasswd := regtest.Htpasswd(t, map[string]string{"alice": "a-pw", "bob": "b-pw"})
 	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": htpasswd})
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +146,7 @@ func TestClientAuth(t *testing.T) {
 
 func TestAnonymousRead(t *testing.T) {
 	t.Parallel()
-	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": writeHtpasswd(t, map[string]string{"ci": "pw"})})
+	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": regtest.Htpasswd(t, map[string]string{"ci": "pw"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +275,7 @@ func TestClientTokenAuth(t *testing.T) {
 // anonymous request reads what the rules refuse.
 func TestRulesCannotBeBypassed(t *testing.T) {
 	t.Parallel()
-	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": writeHtpasswd(t, map[string]string{"alice": "a", "bob": "b"})})
+	ctl, err := dauth.GetAccessController("htpasswd", map[string]any{"realm": "manifold", "path": regtest.Htpasswd(t, map[string]string{"alice": "a", "bob": "b"})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,18 +15,6 @@ import (
 	"github.com/manifold-proxy/manifold/embedded"
 )
 
-// runCLI runs the real root command with args, as main does.
-func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := newRoot()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	err = root.ExecuteContext(context.Background())
-	return out.String(), errb.String(), err
-}
-
 func TestBuildCommand(t *testing.T) {
 	ctx := context.Background()
 	reg, err := embedded.Start(ctx, embedded.Options{})
@@ -41,7 +29,7 @@ func TestBuildCommand(t *testing.T) {
 		"--add", "../../build/testdata/hello/static:/srv/static", "--cache-dir", cache}
 
 	t.Run("dry run", func(t *testing.T) {
-		out, _, err := runCLI(t, append(common, "--dry-run", pkg)...)
+		out, _, err := execRoot(t, append(common, "--dry-run", pkg)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +52,7 @@ func TestBuildCommand(t *testing.T) {
 
 	var dryIndex []byte
 	t.Run("dry run index is the pushed index", func(t *testing.T) {
-		out, _, err := runCLI(t, append(common, "--dry-run", pkg)...)
+		out, _, err := execRoot(t, append(common, "--dry-run", pkg)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +65,7 @@ func TestBuildCommand(t *testing.T) {
 
 	meta := filepath.Join(t.TempDir(), "meta.json")
 	t.Run("push with index", func(t *testing.T) {
-		out, _, err := runCLI(t, append(common, "--index", "--metadata-file", meta, pkg)...)
+		out, _, err := execRoot(t, append(common, "--index", "--metadata-file", meta, pkg)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +108,7 @@ func TestBuildCommand(t *testing.T) {
 	})
 
 	t.Run("rebuild is unchanged", func(t *testing.T) {
-		out, _, err := runCLI(t, append(common, "--index", pkg)...)
+		out, _, err := execRoot(t, append(common, "--index", pkg)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +118,7 @@ func TestBuildCommand(t *testing.T) {
 	})
 
 	t.Run("compile error", func(t *testing.T) {
-		_, stderr, err := runCLI(t, "build", "--repo", host+"/broken", "--tag", "v1", "--platform", "linux/amd64,linux/arm64",
+		_, stderr, err := execRoot(t, "build", "--repo", host+"/broken", "--tag", "v1", "--platform", "linux/amd64,linux/arm64",
 			"--cache-dir", cache, "../../build/testdata/broken")
 		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "for linux/arm64: exit status 1") {
 			t.Errorf("err = %v", err)
@@ -153,7 +141,7 @@ func TestBuildCommand(t *testing.T) {
 			{[]string{"build", "--platform", "linux/amd64"}, `required flag(s) "repo" not set`},
 			{[]string{"build", "--repo", host + "/x", "a", "b"}, "accepts at most 1 arg(s)"},
 		} {
-			_, _, err := runCLI(t, tc.args...)
+			_, _, err := execRoot(t, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("%q: err = %v, want one line with %q", tc.args, err, tc.want)
 			}

@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/manifold-proxy/manifold/embedded"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
@@ -171,14 +171,7 @@ func TestInspectCommandErrors(t *testing.T) {
 // A registry that wants a login: without credentials one clear line; with
 // them in docker's config (the default keychain), the report.
 func TestInspectCommandCredentials(t *testing.T) {
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte("ci:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	htpasswd := regtest.Htpasswd(t, map[string]string{"ci": "s3cret"})
 	reg, err := embedded.Start(context.Background(), embedded.Options{Htpasswd: htpasswd})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/manifold-proxy/manifold/internal/regtest"
 )
@@ -149,12 +148,9 @@ func mustDigest(img v1.Image) v1.Hash {
 // TestServeHtpasswd: auth in the configuration file protects the proxy.
 func TestServeHtpasswd(t *testing.T) {
 	dir := t.TempDir()
-	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("ci:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	htpasswd := regtest.Htpasswd(t, map[string]string{"ci": "pw"})
 	cfg := filepath.Join(dir, "c.yaml")
-	if err := os.WriteFile(cfg, []byte("auth: {htpasswd: "+filepath.Join(dir, "htpasswd")+", anonymousRead: true}\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("auth: {htpasswd: "+htpasswd+", anonymousRead: true}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := runServe(t, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))

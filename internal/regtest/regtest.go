@@ -6,12 +6,16 @@ package regtest
 import (
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // PlatformImage is a small random image whose config says platform
@@ -65,4 +69,23 @@ func Get(t testing.TB, method, url string, accept ...string) (*http.Response, []
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+// Htpasswd writes an htpasswd file (bcrypt) with users' passwords and
+// returns its path.
+func Htpasswd(t testing.TB, users map[string]string) string {
+	t.Helper()
+	var lines []string
+	for u, pw := range users {
+		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, u+":"+string(hash))
+	}
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
