@@ -155,7 +155,7 @@ func TestBuildImages(t *testing.T) {
 	f := hello(t)
 	t.Logf("built %d platforms in %v", len(f.res.Images), f.took)
 	if got, want := f.res.Platforms(), []string{
-		"linux/386", "linux/amd64", "linux/amd64/v3", "linux/arm/v6", "linux/arm/v7", "linux/arm64",
+		"linux/386", "linux/amd64", "linux/amd64/v3", "linux/arm/v7", "linux/arm/v6", "linux/arm64/v8",
 	}; !slices.Equal(got, want) {
 		t.Fatalf("platforms = %v, want %v", got, want)
 	}
@@ -171,7 +171,7 @@ func TestBuildImages(t *testing.T) {
 		{"linux/amd64/v3", "linux-amd64-v3", "v3", elf.EM_X86_64, elf.ELFCLASS64, "GOAMD64", "v3"},
 		{"linux/arm/v6", "linux-arm-v6", "v6", elf.EM_ARM, elf.ELFCLASS32, "GOARM", "6"},
 		{"linux/arm/v7", "linux-arm-v7", "v7", elf.EM_ARM, elf.ELFCLASS32, "GOARM", "7"},
-		{"linux/arm64", "linux-arm64", "v8", elf.EM_AARCH64, elf.ELFCLASS64, "GOARM64", "v8.0"},
+		{"linux/arm64/v8", "linux-arm64", "v8", elf.EM_AARCH64, elf.ELFCLASS64, "GOARM64", "v8.0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.suffix, func(t *testing.T) {
@@ -477,7 +477,7 @@ func TestCompileErrorPushesNothing(t *testing.T) {
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a CompileError", err)
 	}
-	if ce.Platform != "linux/arm64" || !strings.Contains(ce.Output, `cannot use "not a number"`) {
+	if ce.Platform != "linux/arm64/v8" || !strings.Contains(ce.Output, `cannot use "not a number"`) {
 		t.Errorf("CompileError platform %q output %q", ce.Platform, ce.Output)
 	}
 	if strings.Contains(err.Error(), "\n") {
@@ -504,7 +504,7 @@ func TestRefusals(t *testing.T) {
 		{[]string{"freebsd/amd64"}, nil, "platform freebsd/amd64: FreeBSD's OCI runtimes"},
 		{[]string{"solaris/amd64"}, nil, "platform solaris/amd64: no OCI container runtime runs solaris images"},
 		{[]string{"windows/amd64"}, nil, "platform windows/amd64: needs a Windows base image"},
-		{[]string{"windows/arm64"}, []string{"linux/amd64=alpine"}, "platform windows/arm64: needs a Windows base image"},
+		{[]string{"windows/arm64"}, []string{"linux/amd64=alpine"}, "platform windows/arm64/v8: needs a Windows base image"},
 		{[]string{"windows/386"}, []string{"example.com/win"}, "platform windows/386: Windows container images exist for amd64 and arm64 only"},
 		{[]string{"linux/arm/v8"}, nil, "platform linux/arm/v8: Go cannot build 32-bit arm/v8"},
 		{[]string{"linux/sparc64"}, nil, `platform "linux/sparc64": linux/sparc64 is not a known os/arch pair`},
@@ -562,8 +562,8 @@ func TestParseTarget(t *testing.T) {
 		{"linux/amd64/v4", "linux/amd64/v4", "linux-amd64-v4", "v4", "GOAMD64=v4"},
 		{"linux/arm", "linux/arm/v7", "linux-arm-v7", "v7", "GOARM=7"},
 		{"linux/arm/v5", "linux/arm/v5", "linux-arm-v5", "v5", "GOARM=5"},
-		{"linux/arm64", "linux/arm64", "linux-arm64", "v8", "GOARM64=v8.0"},
-		{"linux/arm64/v8", "linux/arm64", "linux-arm64", "v8", "GOARM64=v8.0"},
+		{"linux/arm64", "linux/arm64/v8", "linux-arm64", "v8", "GOARM64=v8.0"},
+		{"linux/arm64/v8", "linux/arm64/v8", "linux-arm64", "v8", "GOARM64=v8.0"},
 		{"linux/arm64/v8.2", "linux/arm64/v8.2", "linux-arm64-v8.2", "v8.2", "GOARM64=v8.2"},
 		{"linux/arm64/v9", "linux/arm64/v9", "linux-arm64-v9", "v9", "GOARM64=v9.0"},
 		{"linux/arm64/v9.0", "linux/arm64/v9", "linux-arm64-v9", "v9", "GOARM64=v9.0"},
@@ -679,7 +679,7 @@ func TestWindowsAndBases(t *testing.T) {
 		t.Errorf("linux/arm64 (scratch override) has %d layers, want 1", n)
 	}
 	for _, im := range res.Images {
-		if index.PlatformString(im.Platform) == "linux/arm64" && im.Base != "" {
+		if index.PlatformString(im.Platform) == "linux/arm64/v8" && im.Base != "" {
 			t.Errorf("linux/arm64 base %q, want scratch", im.Base)
 		}
 	}
@@ -715,7 +715,7 @@ func TestAllSkipsWhatTheBaseLacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Platforms(); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
+	if got := res.Platforms(); !slices.Equal(got, []string{"linux/amd64", "linux/arm64/v8"}) {
 		t.Errorf("platforms %v", got)
 	}
 	skipped := strings.Join(res.Skipped, "\n")

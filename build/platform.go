@@ -113,20 +113,10 @@ func ParseTarget(s string) (Target, error) {
 	return t, nil
 }
 
-// SortTargets orders targets by (os, arch, variant), the order of index
-// entries and of every listing.
+// SortTargets orders targets as index entries are ordered
+// (index.PlatformLess), the order of every listing.
 func SortTargets(ts []Target) {
-	sort.Slice(ts, func(i, j int) bool { return platformLess(ts[i].Platform, ts[j].Platform) })
-}
-
-func platformLess(a, b v1.Platform) bool {
-	if a.OS != b.OS {
-		return a.OS < b.OS
-	}
-	if a.Architecture != b.Architecture {
-		return a.Architecture < b.Architecture
-	}
-	return a.Variant < b.Variant
+	sort.Slice(ts, func(i, j int) bool { return index.PlatformLess(ts[i].Platform, ts[j].Platform) })
 }
 
 // allTargets is `--platform all`: every linux and windows pair of the Go

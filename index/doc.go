@@ -11,12 +11,16 @@
 //
 // How entries are written:
 //   - os/arch come from the image config and must match the tag;
-//   - the variant comes from the config, else from the tag; it is then
-//     normalized as containerd does: arm64/v8 and amd64/v1 are written with
-//     no variant, arm always with one (arm alone is arm/v7);
+//   - the variant comes from the config, else from the tag; platforms are
+//     compared as containerd compares them (arm64 ≡ arm64/v8, arm ≡ arm/v7,
+//     amd64 ≡ amd64/v1) and written so that every client's matcher finds
+//     them under every spelling ([Normalize]): arm64 with "v8" (or the later
+//     variant stated), arm always with its variant, amd64 v1 with none;
 //   - os.version and os.features come from the config;
 //   - entries are sorted by (os, arch, variant, os.version, os.features,
-//     digest), each attestation manifest right after the image it refers to;
+//     digest), each architecture's default variant first (arm/v7 before
+//     arm/v6: clients that take the first entry for `linux/arm` get v7),
+//     each attestation manifest right after the image it refers to;
 //   - the encoding is compact JSON with fixed field order ([Encode]).
 //
 // The package does no I/O: callers resolve members (HEAD, manifest, config)

@@ -64,14 +64,22 @@ func ValidVariant(arch, variant string) bool {
 }
 
 // Normalize returns p in the form this package writes into index entries and
-// compares platforms with. It follows containerd's platforms.Normalize, so a
-// client matches what we write exactly as it would have matched the
-// original:
-//   - arm64 "v8" and "v8.0" are the default and are dropped; "v9.0" is "v9";
-//   - amd64 "v1" is the default and is dropped;
-//   - arm with no variant is "v7" (what every client assumes), and we write
-//     it explicitly so the entry does not depend on that assumption.
+// compares platforms with. Two spellings of one platform normalize to the
+// same value, as containerd's platforms.Normalize compares them (arm64 ≡
+// arm64/v8, arm ≡ arm/v7, amd64 ≡ amd64/v1), but the value written is the
+// one every client's matcher finds under every spelling a user types:
+//   - arm64 is written with its variant, "v8" unless a later one is stated
+//     ("v8.0" is "v8", "v9.0" is "v9"). go-containerregistry (crane) and
+//     oras-go match a requested variant exactly, so an entry without one is
+//     not found by `--platform linux/arm64/v8`; an entry with "v8" is found
+//     by that and by `--platform linux/arm64`, and containerd, dockerd and
+//     podman normalize both. "v8" is the OCI image-index spec's own value.
+//   - arm is always written with its variant; arm alone is "v7".
+//   - amd64 "v1" is the baseline and is written with no variant, as every
+//     amd64 image in the wild is: a podman that asks for plain amd64 tries
+//     the empty variant first.
 //
+// This is part of the synthesized bytes: it never changes again.
 // os.version and os.features are kept as given.
 func Normalize(p v1.Platform) v1.Platform {
 	p.Variant = normalizeVariant(p.Architecture, p.Variant)
@@ -82,8 +90,8 @@ func normalizeVariant(arch, variant string) string {
 	switch arch {
 	case "arm64":
 		switch variant {
-		case "v8", "v8.0", "8", "8.0":
-			return ""
+		case "", "v8", "v8.0", "8", "8.0":
+			return "v8"
 		case "v9.0", "9", "9.0":
 			return "v9"
 		}
@@ -100,6 +108,19 @@ func normalizeVariant(arch, variant string) string {
 		}
 	}
 	return variant
+}
+
+// defaultVariantOf is the variant an arch means when none is named, in
+// Normalize's spelling: arm v7, arm64 v8, none for the rest (amd64 v1 is
+// written as none).
+func defaultVariantOf(arch string) string {
+	switch arch {
+	case "arm":
+		return "v7"
+	case "arm64":
+		return "v8"
+	}
+	return ""
 }
 
 // normalizeArch maps the architecture spellings found in real image configs

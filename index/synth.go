@@ -370,12 +370,32 @@ func names(c candidate) bool {
 	return !m.Bare() && m.Suffix.Canonical && m.Tag == FormatTag(m.Suffix.Base, *c.desc.Platform)
 }
 
+// PlatformLess is the order of index entries (see entryLess), for every
+// listing that should read like an index.
+func PlatformLess(a, b v1.Platform) bool { return orderKey(a) < orderKey(b) }
+
+// orderKey is platformKey with the arch's default variant written first.
+func orderKey(p v1.Platform) string {
+	if p.Variant == defaultVariantOf(p.Architecture) {
+		p.Variant = ""
+	} else {
+		p.Variant = "\x01" + p.Variant
+	}
+	return platformKey(p)
+}
+
 func platformKey(p v1.Platform) string {
 	return strings.Join([]string{p.OS, p.Architecture, p.Variant, p.OSVersion, strings.Join(p.OSFeatures, ",")}, "\x00")
 }
 
+// entryLess orders entries by (os, arch, variant, os.version, os.features,
+// digest), with each architecture's default variant (arm v7, arm64 v8,
+// amd64's none) before its others. Clients that match a request without a
+// variant to the first entry of the arch (go-containerregistry, oras-go)
+// then pick what `linux/arm` means everywhere else, arm/v7, and not the
+// arm/v5 or arm/v6 that a plain variant order lists first.
 func entryLess(a, b v1.Descriptor) bool {
-	ka, kb := platformKey(*a.Platform), platformKey(*b.Platform)
+	ka, kb := orderKey(*a.Platform), orderKey(*b.Platform)
 	if ka != kb {
 		return ka < kb
 	}

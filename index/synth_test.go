@@ -100,7 +100,7 @@ func TestSynthesizeDockerList(t *testing.T) {
 	if r.MediaType != types.DockerManifestList {
 		t.Errorf("media type %s, want Docker list (all children are Docker)", r.MediaType)
 	}
-	want := "linux/386=1.4-linux-386 linux/amd64=1.4-linux-amd64 linux/arm/v6=1.4-linux-arm-v6 linux/arm/v7=1.4-linux-arm-v7 linux/arm64=1.4-linux-arm64"
+	want := "linux/386=1.4-linux-386 linux/amd64=1.4-linux-amd64 linux/arm/v7=1.4-linux-arm-v7 linux/arm/v6=1.4-linux-arm-v6 linux/arm64/v8=1.4-linux-arm64"
 	if got := platforms(r); got != want {
 		t.Errorf("entries:\n got %s\nwant %s", got, want)
 	}
@@ -135,7 +135,7 @@ func TestSynthesizeOCIWithAttestations(t *testing.T) {
 	if r.MediaType != types.OCIImageIndex {
 		t.Errorf("media type %s, want OCI index (mixed children)", r.MediaType)
 	}
-	want := "linux/amd64=2.0-linux-amd64 linux/arm64=2.0-linux-arm64 unknown/unknown=2.0-linux-arm64"
+	want := "linux/amd64=2.0-linux-amd64 linux/arm64/v8=2.0-linux-arm64 unknown/unknown=2.0-linux-arm64"
 	if got := platforms(r); got != want {
 		t.Errorf("entries:\n got %s\nwant %s", got, want)
 	}
@@ -229,12 +229,12 @@ func TestSynthesizeDuplicates(t *testing.T) {
 		mk("5-linux-arm-v7", "arm", "v7"),
 		mk("5-linux-armhf", "arm", ""),
 	)
-	if got, want := platforms(r), "linux/arm/v7=5-linux-arm-v7 linux/arm64=5-linux-arm64"; got != want {
+	if got, want := platforms(r), "linux/arm/v7=5-linux-arm-v7 linux/arm64/v8=5-linux-arm64"; got != want {
 		t.Errorf("entries:\n got %s\nwant %s", got, want)
 	}
 	want := []string{
-		"5-linux-aarch64: duplicate platform linux/arm64, 5-linux-arm64 wins",
-		"5-linux-arm64-v8: duplicate platform linux/arm64, 5-linux-arm64 wins",
+		"5-linux-aarch64: duplicate platform linux/arm64/v8, 5-linux-arm64 wins",
+		"5-linux-arm64-v8: duplicate platform linux/arm64/v8, 5-linux-arm64 wins",
 		"5-linux-arm: duplicate platform linux/arm/v7, 5-linux-arm-v7 wins",
 		"5-linux-armhf: duplicate platform linux/arm/v7, 5-linux-arm-v7 wins",
 	}
@@ -253,7 +253,7 @@ func TestSynthesizeMergeBare(t *testing.T) {
 	}
 	// A legacy bare amd64 image plus an arm64 member: the bare joins.
 	r := synth(t, "1.0", bare("legacy", "amd64"), image("1.0-linux-arm64", types.DockerManifestSchema2, "linux", "arm64", ""))
-	if got, want := platforms(r), "linux/amd64=1.0 linux/arm64=1.0-linux-arm64"; got != want {
+	if got, want := platforms(r), "linux/amd64=1.0 linux/arm64/v8=1.0-linux-arm64"; got != want {
 		t.Errorf("merge: %s, want %s", got, want)
 	}
 	// A suffixed amd64 tag beats the bare amd64 image.
@@ -320,7 +320,7 @@ func TestFlattenVariants(t *testing.T) {
 	}
 	other := image("1.0-linux-arm64-v9", types.OCIManifestSchema1, "linux", "arm64", "v9")
 	r := synth(t, "1.0", member, other)
-	if got, want := platforms(r), "linux/arm64=1.0-linux-arm64 linux/arm64/v9=1.0-linux-arm64-v9"; got != want {
+	if got, want := platforms(r), "linux/arm64/v8=1.0-linux-arm64 linux/arm64/v9=1.0-linux-arm64-v9"; got != want {
 		t.Errorf("entries:\n got %s\nwant %s", got, want)
 	}
 }

@@ -40,7 +40,7 @@ type Suffix struct {
 	Tag  string
 	Base string
 	// Platform is what the tag says, normalized (arm without a variant is
-	// arm/v7, arm64/v8 is arm64). Never has os.version.
+	// arm/v7, arm64 is arm64/v8). Never has os.version.
 	Platform v1.Platform
 	// Variant is the variant as the tag wrote it ("" when it wrote none),
 	// after alias expansion; a config variant must agree with it.
@@ -144,8 +144,9 @@ func validBase(base string) bool {
 }
 
 // FormatTag is the canonical member tag for base and platform:
-// `<base>-<os>-<arch>[-<variant>]`, with the variant normalized (arm is
-// always explicit, arm64/v8 and amd64/v1 are not written). Parse(FormatTag(b,
+// `<base>-<os>-<arch>[-<variant>]`, with the variant normalized and the
+// default left out: arm is always explicit, arm64/v8 and amd64/v1 are not
+// written (`-linux-arm64`, as `docker build` loops named them). Parse(FormatTag(b,
 // p)) gives back b and Normalize(p).
 func FormatTag(base string, p v1.Platform) string {
 	return base + "-" + FormatSuffix(p)
@@ -155,7 +156,7 @@ func FormatTag(base string, p v1.Platform) string {
 func FormatSuffix(p v1.Platform) string {
 	p = Normalize(p)
 	s := p.OS + "-" + p.Architecture
-	if p.Variant != "" {
+	if p.Variant != "" && !(p.Architecture == "arm64" && p.Variant == defaultVariantOf("arm64")) {
 		s += "-" + p.Variant
 	}
 	return s

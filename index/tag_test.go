@@ -20,8 +20,8 @@ func TestParse(t *testing.T) {
 		want    *want
 	}{
 		{tag: "1.4-linux-amd64", want: &want{"1.4", "linux/amd64", "", true}},
-		{tag: "1.4-linux-arm64", want: &want{"1.4", "linux/arm64", "", true}},
-		{tag: "1.4-linux-arm64-v8", want: &want{"1.4", "linux/arm64", "v8", false}},
+		{tag: "1.4-linux-arm64", want: &want{"1.4", "linux/arm64/v8", "", true}},
+		{tag: "1.4-linux-arm64-v8", want: &want{"1.4", "linux/arm64/v8", "v8", false}},
 		{tag: "1.4-linux-arm64-v8.2", want: &want{"1.4", "linux/arm64/v8.2", "v8.2", true}},
 		{tag: "1.4-linux-arm64-v9.0", want: &want{"1.4", "linux/arm64/v9", "v9.0", false}},
 		{tag: "1.4-linux-arm64-v9.5", want: &want{"1.4", "linux/arm64/v9.5", "v9.5", true}},
@@ -36,7 +36,7 @@ func TestParse(t *testing.T) {
 		{tag: "my-app-2-windows-amd64", want: &want{"my-app-2", "windows/amd64", "", true}},
 		{tag: "latest-linux-riscv64", want: &want{"latest", "linux/riscv64", "", true}},
 		{tag: "latest-linux-s390x", want: &want{"latest", "linux/s390x", "", true}},
-		{tag: "latest-freebsd-arm64", want: &want{"latest", "freebsd/arm64", "", true}},
+		{tag: "latest-freebsd-arm64", want: &want{"latest", "freebsd/arm64/v8", "", true}},
 		{tag: "x-linux-arm64-linux-amd64", want: &want{"x-linux-arm64", "linux/amd64", "", true}},
 		{tag: "v1.0--linux-amd64", want: &want{"v1.0-", "linux/amd64", "", true}},
 		{tag: "_x-linux-386", want: &want{"_x", "linux/386", "", true}},
@@ -67,8 +67,8 @@ func TestParse(t *testing.T) {
 		{tag: "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef-linux-amd64"},
 
 		// Opt-in layouts.
-		{tag: "1.4-linux-aarch64", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm64", "", false}},
-		{tag: "1.4-linux-arm64v8", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm64", "v8", false}},
+		{tag: "1.4-linux-aarch64", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm64/v8", "", false}},
+		{tag: "1.4-linux-arm64v8", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm64/v8", "v8", false}},
 		{tag: "1.4-linux-arm32v7", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm/v7", "v7", false}},
 		{tag: "1.4-linux-armhf", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm/v7", "v7", false}},
 		{tag: "1.4-linux-armv6", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/arm/v6", "v6", false}},
@@ -76,7 +76,7 @@ func TestParse(t *testing.T) {
 		{tag: "1.4-linux-i386", grammar: index.Grammar{Aliases: true}, want: &want{"1.4", "linux/386", "", false}},
 		{tag: "1.4-linux-armv7-v7", grammar: index.Grammar{Aliases: true}},
 		{tag: "amd64-1.4", grammar: index.Grammar{Prefix: true}, want: &want{"1.4", "linux/amd64", "", false}},
-		{tag: "arm64v8-latest", grammar: index.Grammar{Prefix: true}, want: &want{"latest", "linux/arm64", "v8", false}},
+		{tag: "arm64v8-latest", grammar: index.Grammar{Prefix: true}, want: &want{"latest", "linux/arm64/v8", "v8", false}},
 		{tag: "arm32v7-1.0-rc1", grammar: index.Grammar{Prefix: true}, want: &want{"1.0-rc1", "linux/arm/v7", "v7", false}},
 		{tag: "tool-1.4", grammar: index.Grammar{Prefix: true}},
 	}
@@ -102,7 +102,7 @@ func TestParse(t *testing.T) {
 
 func TestFormatTagRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm64/v8", "linux/arm/v6", "linux/arm", "linux/amd64/v1", "linux/amd64/v3", "windows/amd64", "linux/arm64/v9.0"} {
+	for _, p := range []string{"linux/amd64", "linux/arm64/v8", "linux/arm64/v8", "linux/arm/v6", "linux/arm", "linux/amd64/v1", "linux/amd64/v3", "windows/amd64", "linux/arm64/v9.0"} {
 		plat, err := index.ParsePlatform(p)
 		if err != nil {
 			t.Fatal(err)
@@ -120,7 +120,7 @@ func TestParsePlatform(t *testing.T) {
 	for in, want := range map[string]string{
 		"linux/amd64":                   "linux/amd64",
 		"linux/arm":                     "linux/arm/v7",
-		"linux/arm64/v8":                "linux/arm64",
+		"linux/arm64/v8":                "linux/arm64/v8",
 		"windows/amd64:10.0.17763.1234": "windows/amd64:10.0.17763.1234",
 		"linux/arm/v9":                  "",
 		"linux":                         "",

@@ -92,7 +92,7 @@ func TestInspect(t *testing.T) {
 	if want := []string{"1.0-rc1", "2.0", "3.0", "legacy", "solo"}; !slices.Equal(bases, want) {
 		t.Fatalf("bases %v, want %v", bases, want)
 	}
-	if want := []string{"linux/amd64", "linux/arm/v7", "linux/arm64"}; !slices.Equal(r.Platforms, want) {
+	if want := []string{"linux/amd64", "linux/arm/v7", "linux/arm64/v8"}; !slices.Equal(r.Platforms, want) {
 		t.Errorf("platforms %v, want %v", r.Platforms, want)
 	}
 	// Every index the report says the proxy serves is the proxy's.
@@ -169,11 +169,11 @@ func TestInspectExpect(t *testing.T) {
 	if len(r.Groups) != 2 {
 		t.Fatalf("%d groups", len(r.Groups))
 	}
-	if got, want := group(t, r, "solo").Missing, []string{"linux/arm64", "linux/s390x"}; !slices.Equal(got, want) {
+	if got, want := group(t, r, "solo").Missing, []string{"linux/arm64/v8", "linux/s390x"}; !slices.Equal(got, want) {
 		t.Errorf("solo missing %q, want %q", got, want)
 	}
 	// The mislabeled arm64 member does not count.
-	if got, want := group(t, r, "2.0").Missing, []string{"linux/arm64", "linux/s390x"}; !slices.Equal(got, want) {
+	if got, want := group(t, r, "2.0").Missing, []string{"linux/arm64/v8", "linux/s390x"}; !slices.Equal(got, want) {
 		t.Errorf("2.0 missing %q, want %q", got, want)
 	}
 	if !slices.Contains(r.Platforms, "linux/s390x") {
@@ -202,7 +202,7 @@ func TestInspectTableAndJSON(t *testing.T) {
 		t.Fatalf("no row for %s in\n%s", base, out)
 		return ""
 	}
-	for _, want := range []string{"BASE", "BARE", "PROXY SERVES", "MIGRATE", "linux/amd64", "linux/arm/v7", "linux/arm64"} {
+	for _, want := range []string{"BASE", "BARE", "PROXY SERVES", "MIGRATE", "linux/amd64", "linux/arm/v7", "linux/arm64/v8"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table has no %q:\n%s", want, out)
 		}
@@ -531,7 +531,7 @@ func TestInspectDuplicates(t *testing.T) {
 		{"5.0", bare, false, "duplicate platform linux/amd64, 5.0-linux-amd64 wins"},
 		{"5.0-linux-amd64", amd, true, ""},
 		{"5.0-linux-arm64", arm, true, ""},
-		{"5.0-linux-arm64-v8", loser, false, "duplicate platform linux/arm64, 5.0-linux-arm64 wins"},
+		{"5.0-linux-arm64-v8", loser, false, "duplicate platform linux/arm64/v8, 5.0-linux-arm64 wins"},
 	} {
 		m := member(t, g, c.tag)
 		if m.Digest != c.digest || m.Included != c.included || m.Problem != c.problem {
@@ -561,7 +561,7 @@ func TestMigrateRequire(t *testing.T) {
 	px := reg.StartProxy(t, rules)
 	m := newMigrator(t, reg, migrate.Options{Policies: rules})
 	r := inspect(t, m)
-	if want := []string{"linux/amd64", "linux/arm64"}; !slices.Equal(r.Require, want) {
+	if want := []string{"linux/amd64", "linux/arm64/v8"}; !slices.Equal(r.Require, want) {
 		t.Errorf("require %q", r.Require)
 	}
 	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{})
@@ -580,7 +580,7 @@ func TestMigrateRequire(t *testing.T) {
 		switch c.action {
 		case migrate.Skip:
 			if o.Action != migrate.Skip || !strings.Contains(o.Reason, "incomplete") || g.Serves != "nothing" || status != http.StatusNotFound ||
-				!slices.Equal(g.Incomplete, []string{"linux/arm64"}) {
+				!slices.Equal(g.Incomplete, []string{"linux/arm64/v8"}) {
 				t.Errorf("%s: %+v, incomplete %q, proxy %d", c.base, o, g.Incomplete, status)
 			}
 			if reg.Head(t, repo, c.base) != "" {

@@ -16,7 +16,8 @@ import (
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
-var platforms = []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"}
+// arm64 images say "v8" in their config, as buildx and dockerd write it.
+var platforms = []string{"linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/arm/v6", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"}
 
 const (
 	dockerAccept = "application/vnd.docker.distribution.manifest.v2+json"
@@ -201,8 +202,8 @@ func TestDefaultPlatformOption(t *testing.T) {
 func TestAttestationMember(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	img := platformImage(t, "linux/arm64", true)
-	e.pushIndex("app:2-linux-arm64", attestationIndex(t, img, "linux/arm64"))
+	img := platformImage(t, "linux/arm64/v8", true)
+	e.pushIndex("app:2-linux-arm64", attestationIndex(t, img, "linux/arm64/v8"))
 	e.push("app:2-linux-amd64", platformImage(t, "linux/amd64", true))
 
 	idx, err := remote.Index(ref(t, e.host, "app:2"))
@@ -213,7 +214,7 @@ func TestAttestationMember(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 	m, _ := idx.IndexManifest()
-	if got := fmtPlatforms(m); got != "linux/amd64/: linux/arm64/: unknown/unknown/:" {
+	if got := fmtPlatforms(m); got != "linux/amd64/: linux/arm64/v8: unknown/unknown/:" {
 		t.Fatalf("entries %s", got)
 	}
 	if m.Manifests[1].Digest != mustDigest(t, img) || m.Manifests[2].Annotations["vnd.docker.reference.digest"] != mustDigest(t, img).String() {
@@ -314,8 +315,8 @@ func TestMergePolicy(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", repo, got, want)
 		}
 	}
-	check("merge/app", "linux/amd64/: linux/arm64/:")
-	check("override/app", "linux/arm64/:")
+	check("merge/app", "linux/amd64/: linux/arm64/v8:")
+	check("override/app", "linux/arm64/v8:")
 	check("fallback/app", "image:"+mustDigest(t, legacy).String())
 	check("off/app", "image:"+mustDigest(t, legacy).String())
 

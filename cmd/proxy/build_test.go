@@ -120,7 +120,7 @@ func TestBuildCommand(t *testing.T) {
 	t.Run("compile error", func(t *testing.T) {
 		_, stderr, err := execRoot(t, "build", "--repo", host+"/broken", "--tag", "v1", "--platform", "linux/amd64,linux/arm64",
 			"--cache-dir", cache, "../../build/testdata/broken")
-		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "for linux/arm64: exit status 1") {
+		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "for linux/arm64/v8: exit status 1") {
 			t.Errorf("err = %v", err)
 		}
 		if !strings.Contains(stderr, `cannot use "not a number"`) {

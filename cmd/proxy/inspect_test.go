@@ -57,7 +57,7 @@ func TestInspectCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	head := rowOf(t, out, "BASE")
-	if want := "BASE BARE PROXY SERVES MIGRATE linux/amd64 linux/arm/v7 linux/arm64"; strings.Join(head, " ") != want {
+	if want := "BASE BARE PROXY SERVES MIGRATE linux/amd64 linux/arm/v7 linux/arm64/v8"; strings.Join(head, " ") != want {
 		t.Errorf("header %q, want %q", strings.Join(head, " "), want)
 	}
 	px := reg.StartProxy(t, nil)
@@ -134,7 +134,7 @@ func TestInspectCommandJSON(t *testing.T) {
 		t.Errorf("group %+v; proxy serves %s", g, d)
 	}
 	if len(g.Members) != 2 || g.Members[0].Tag != "legacy" || g.Members[0].Digest != l.Digests["legacy"] || !g.Members[0].Included ||
-		g.Members[1].Platform != "linux/arm64" || !g.Members[1].Included {
+		g.Members[1].Platform != "linux/arm64/v8" || !g.Members[1].Included {
 		t.Errorf("members %+v", g.Members)
 	}
 	if len(g.Missing) != 1 || g.Missing[0] != "linux/riscv64" {
