@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -173,7 +174,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.DryRun {
 		for i := range res.Images {
 			res.Images[i].Status = StatusBuilt
-			o.Progress(Event{Platform: index.PlatformString(res.Images[i].Platform), Stage: StageDone, Status: StatusBuilt, Message: res.Images[i].Descriptor.Digest.String()})
+			o.Progress(Event{Platform: platform.String(res.Images[i].Platform), Stage: StageDone, Status: StatusBuilt, Message: res.Images[i].Descriptor.Digest.String()})
 		}
 		return res, nil
 	}
@@ -402,7 +403,7 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 func (r *Result) Platforms() []string {
 	out := make([]string, len(r.Images))
 	for i, im := range r.Images {
-		out[i] = index.PlatformString(im.Platform)
+		out[i] = platform.String(im.Platform)
 	}
 	return slices.Clip(out)
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/manifold-proxy/manifold/build"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -304,10 +305,10 @@ func TestReproducible(t *testing.T) {
 	}
 	for i, im := range res.Images {
 		if want := f.res.Images[i].Descriptor.Digest; im.Descriptor.Digest != want {
-			t.Errorf("%s: rebuild %s, first build %s", index.PlatformString(im.Platform), im.Descriptor.Digest, want)
+			t.Errorf("%s: rebuild %s, first build %s", platform.String(im.Platform), im.Descriptor.Digest, want)
 		}
 		if im.Status != build.StatusUnchanged {
-			t.Errorf("%s: status %s, want unchanged", index.PlatformString(im.Platform), im.Status)
+			t.Errorf("%s: status %s, want unchanged", platform.String(im.Platform), im.Status)
 		}
 	}
 	if res.Index.Descriptor.Digest != f.res.Index.Descriptor.Digest {
@@ -384,7 +385,7 @@ func TestIndex(t *testing.T) {
 	}
 	var plats []string
 	for _, d := range im.Manifests {
-		plats = append(plats, index.PlatformString(*d.Platform))
+		plats = append(plats, platform.String(*d.Platform))
 	}
 	if want := f.res.Platforms(); !slices.Equal(plats, want) {
 		t.Errorf("index platforms %v, want %v", plats, want)
@@ -457,7 +458,7 @@ func TestDryRun(t *testing.T) {
 	}
 	for _, im := range res.Images {
 		if im.Status != build.StatusBuilt {
-			t.Errorf("%s: status %s", index.PlatformString(im.Platform), im.Status)
+			t.Errorf("%s: status %s", platform.String(im.Platform), im.Status)
 		}
 	}
 	// The index it prints is the one a real run pushes.
@@ -587,7 +588,7 @@ func TestParseTarget(t *testing.T) {
 		}
 		// The tag parses back to the platform the image declares.
 		s, ok := index.Grammar{}.Parse("v1-" + tg.Suffix())
-		if !ok || index.PlatformString(s.Platform) != tc.platform || !s.Canonical {
+		if !ok || platform.String(s.Platform) != tc.platform || !s.Canonical {
 			t.Errorf("%s: tag v1-%s parses to %+v", tc.in, tg.Suffix(), s)
 		}
 	}
@@ -679,7 +680,7 @@ func TestWindowsAndBases(t *testing.T) {
 		t.Errorf("linux/arm64 (scratch override) has %d layers, want 1", n)
 	}
 	for _, im := range res.Images {
-		if index.PlatformString(im.Platform) == "linux/arm64/v8" && im.Base != "" {
+		if platform.String(im.Platform) == "linux/arm64/v8" && im.Base != "" {
 			t.Errorf("linux/arm64 base %q, want scratch", im.Base)
 		}
 	}

@@ -12,8 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // Scratch names the empty base image, the default.
@@ -39,7 +38,7 @@ func ParseBase(s string) (Base, error) {
 		}
 		return Base{Image: s}, nil
 	}
-	p, err := index.ParsePlatform(plat)
+	p, err := platform.Parse(plat)
 	if err != nil {
 		return Base{}, fmt.Errorf("base %q: %w", s, err)
 	}
@@ -56,7 +55,7 @@ func baseFor(bases []Base, t Target) string {
 		switch {
 		case b.Platform == nil:
 			def = b.Image
-		case index.PlatformString(index.Normalize(*b.Platform)) == t.String():
+		case platform.String(platform.Normalize(*b.Platform)) == t.String():
 			return b.Image
 		}
 	}
@@ -151,25 +150,13 @@ func (f *baseFetcher) forTarget(ctx context.Context, ref string, t Target) (*bas
 		if err != nil {
 			return nil, fmt.Errorf("base %s: %w", ref, err)
 		}
-		p := index.Normalize(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
-		if p.OS != t.Platform.OS || p.Architecture != t.Platform.Architecture || !compatibleVariant(p, t.Platform) {
-			return nil, &errNoBase{ref: ref, platform: t.String(), detail: " (it is a single " + index.PlatformString(p) + " image)"}
+		p := platform.Base(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		if !platform.RunsOn(p, t.Platform) {
+			return nil, &errNoBase{ref: ref, platform: t.String(), detail: " (it is a single " + platform.String(p) + " image)"}
 		}
 		return &baseImage{ref: ref, digest: d.Digest, img: img}, nil
 	}
 	return nil, fmt.Errorf("base %s: %s is not an image or an index", ref, d.MediaType)
-}
-
-// compatibleVariant: an image for t may start from a base built for the
-// same or an older CPU variant (arm/v6 userland runs on arm/v7; amd64 v1
-// on v3).
-func compatibleVariant(base, t v1.Platform) bool {
-	rb, ok1 := variantRank(base.Architecture, base.Variant)
-	rt, ok2 := variantRank(t.Architecture, t.Variant)
-	if !ok1 || !ok2 {
-		return base.Variant == t.Variant
-	}
-	return rb <= rt
 }
 
 // pickChild picks the child of a base index for t: same os and arch, the
@@ -182,11 +169,13 @@ func pickChild(ref string, m *v1.IndexManifest, t Target) (v1.Descriptor, error)
 		if d.Platform == nil || !d.MediaType.IsImage() {
 			continue
 		}
-		p := index.Normalize(*d.Platform)
-		if p.OS != t.Platform.OS || p.Architecture != t.Platform.Architecture || !compatibleVariant(p, t.Platform) {
+		// An image for t may start from a base built for the same or an
+		// older CPU variant (arm/v6 userland runs on arm/v7).
+		p := platform.Normalize(*d.Platform)
+		if !platform.RunsOn(p, t.Platform) {
 			continue
 		}
-		r, _ := variantRank(p.Architecture, p.Variant)
+		r, _ := platform.VariantRank(p.Architecture, p.Variant)
 		switch {
 		case r > bestRank:
 			best, bestRank = []v1.Descriptor{d}, r

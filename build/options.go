@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // DefaultPlatforms are built when Options.Platforms is empty.
@@ -180,7 +181,7 @@ func (o *Options) validate(ctx context.Context) (*plan, error) {
 			return nil, fmt.Errorf("tag %q is not a valid tag", t)
 		}
 		if s, ok := (index.Grammar{}).Parse(t); ok {
-			return nil, fmt.Errorf("tag %q already ends in the platform suffix of %s; give the bare tag (%s)", t, index.PlatformString(s.Platform), s.Base)
+			return nil, fmt.Errorf("tag %q already ends in the platform suffix of %s; give the bare tag (%s)", t, platform.String(s.Platform), s.Base)
 		}
 		if !seenTag[t] {
 			seenTag[t] = true
@@ -210,7 +211,7 @@ func (o *Options) validate(ctx context.Context) (*plan, error) {
 		if b.Platform == nil {
 			continue
 		}
-		want := index.PlatformString(index.Normalize(*b.Platform))
+		want := platform.String(platform.Normalize(*b.Platform))
 		if !slices.ContainsFunc(p.targets, func(t Target) bool { return t.String() == want }) {
 			return nil, fmt.Errorf("base %s=%s: %s is not among the platforms built", want, b.Image, want)
 		}

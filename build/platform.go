@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // Target is one platform to build: the platform the image declares and the
@@ -29,7 +29,7 @@ type Target struct {
 }
 
 // String is os/arch[/variant].
-func (t Target) String() string { return index.PlatformString(t.Platform) }
+func (t Target) String() string { return platform.String(t.Platform) }
 
 // Suffix is the platform part of the target's tags: os-arch[-variant].
 func (t Target) Suffix() string { return index.FormatSuffix(t.Platform) }
@@ -68,7 +68,7 @@ var refusedOS = map[string]string{
 // runs and what Go cannot build. Whether a windows target has the base
 // image it needs is checked later, with the bases.
 func ParseTarget(s string) (Target, error) {
-	p, err := index.ParsePlatform(s)
+	p, err := platform.Parse(s)
 	if err != nil {
 		return Target{}, err
 	}
@@ -116,7 +116,7 @@ func ParseTarget(s string) (Target, error) {
 // SortTargets orders targets as index entries are ordered
 // (index.PlatformLess), the order of every listing.
 func SortTargets(ts []Target) {
-	sort.Slice(ts, func(i, j int) bool { return index.PlatformLess(ts[i].Platform, ts[j].Platform) })
+	sort.Slice(ts, func(i, j int) bool { return platform.Less(ts[i].Platform, ts[j].Platform) })
 }
 
 // allTargets is `--platform all`: every linux and windows pair of the Go
@@ -150,36 +150,4 @@ func allTargets(ctx context.Context, goBin, dir string, env []string) ([]Target,
 	}
 	SortTargets(ts)
 	return ts, nil
-}
-
-// variantRank orders the variants of arch from oldest to newest CPU, for
-// picking a compatible child of a multi-platform base: an image for a newer
-// CPU may start from a base built for an older one. ok is false for
-// architectures without ordered variants.
-func variantRank(arch, variant string) (rank int, ok bool) {
-	switch arch {
-	case "arm", "amd64":
-		if variant == "" {
-			if arch == "arm" {
-				variant = "v7"
-			} else {
-				variant = "v1"
-			}
-		}
-		n, err := strconv.Atoi(strings.TrimPrefix(variant, "v"))
-		return n, err == nil
-	case "arm64":
-		if variant == "" {
-			variant = "v8.0"
-		}
-		major, minor, _ := strings.Cut(strings.TrimPrefix(variant, "v"), ".")
-		ma, err1 := strconv.Atoi(major)
-		mi := 0
-		var err2 error
-		if minor != "" {
-			mi, err2 = strconv.Atoi(minor)
-		}
-		return ma*100 + mi, err1 == nil && err2 == nil
-	}
-	return 0, variant == ""
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // push sends the images, then the tags, then the index.
@@ -51,7 +52,7 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 	eg.SetLimit(max(o.Jobs, 4))
 	for i := range res.Images {
 		im := &res.Images[i]
-		plat := index.PlatformString(im.Platform)
+		plat := platform.String(im.Platform)
 		eg.Go(func() error {
 			o.Progress(Event{Platform: plat, Stage: StagePush})
 			for _, tag := range im.Tags {
@@ -104,7 +105,7 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 		return err
 	}
 	for _, im := range res.Images {
-		o.Progress(Event{Platform: index.PlatformString(im.Platform), Stage: StageDone, Status: im.Status, Message: im.Descriptor.Digest.String()})
+		o.Progress(Event{Platform: platform.String(im.Platform), Stage: StageDone, Status: im.Status, Message: im.Descriptor.Digest.String()})
 	}
 
 	for _, tag := range p.tags {

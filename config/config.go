@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // Config is the whole configuration.
@@ -413,12 +414,12 @@ func (c *Config) Validate() error {
 			fail(f+".bareTag", "%v", err)
 		}
 		for j, r := range p.Require {
-			if _, err := index.ParsePlatform(r); err != nil {
+			if _, err := platform.Parse(r); err != nil {
 				fail(fmt.Sprintf("%s.require[%d]", f, j), "%v", err)
 			}
 		}
 	}
-	if _, err := index.ParsePlatform(c.DefaultPlatform); err != nil {
+	if _, err := platform.Parse(c.DefaultPlatform); err != nil {
 		fail("defaultPlatform", "%v", err)
 	}
 	if c.Cache.TTL < 0 || c.Cache.StaleWhileRevalidate < 0 || *c.Cache.StaleIfError < 0 {
@@ -495,7 +496,7 @@ func (c *Config) Rules() index.Rules {
 		pol, _ := index.ParsePolicy(p.BareTag)
 		rules[i] = index.Rule{Pattern: p.Repositories, Policy: pol}
 		for _, r := range p.Require {
-			pl, _ := index.ParsePlatform(r)
+			pl, _ := platform.Parse(r)
 			rules[i].Require = append(rules[i].Require, pl)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // platforms of every group: 8 linux platforms and a windows/amd64 member.
@@ -81,7 +82,7 @@ type member struct {
 }
 
 // arg is the platform as --platform flags write it: linux/arm/v7.
-func (m *member) arg() string { return index.PlatformString(m.want) }
+func (m *member) arg() string { return platform.String(m.want) }
 
 // slug names subtests: linux-arm-v7.
 func (m *member) slug() string { return strings.ReplaceAll(m.arg(), "/", "-") }
@@ -106,7 +107,7 @@ func newFixtures() (*fixtures, error) {
 		for _, p := range platforms {
 			m, err := newMember(g, p)
 			if err != nil {
-				return nil, fmt.Errorf("building %s %s: %w", g.name, index.PlatformString(p), err)
+				return nil, fmt.Errorf("building %s %s: %w", g.name, platform.String(p), err)
 			}
 			g.members = append(g.members, m)
 		}
@@ -130,10 +131,10 @@ func newFixtures() (*fixtures, error) {
 }
 
 func newMember(g *group, p v1.Platform) (*member, error) {
-	want := index.Normalize(p)
+	want := platform.Normalize(p)
 	want.OSVersion = ""
 	m := &member{group: g, platform: p, want: want, tag: index.FormatTag(g.base, p), file: "platform"}
-	m.content = index.PlatformString(want) + "\n"
+	m.content = platform.String(want) + "\n"
 	files := []tarEntry{{name: "platform", body: m.content}}
 	if m.windows() {
 		// Windows layer layout: the filesystem under Files/, registry hives

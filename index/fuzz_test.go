@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // FuzzParse: Parse never panics, only accepts valid tags, and whatever it
@@ -31,33 +32,16 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q): base %q is not a proper part of the tag", tag, s.Base)
 		}
 		p := s.Platform
-		if !index.KnownPlatform(p.OS, p.Architecture) || !index.ValidVariant(p.Architecture, p.Variant) {
-			t.Fatalf("Parse(%q) gave an unknown platform %s", tag, index.PlatformString(p))
+		if !platform.Known(p.OS, p.Architecture) || !platform.ValidVariant(p.Architecture, p.Variant) {
+			t.Fatalf("Parse(%q) gave an unknown platform %s", tag, platform.String(p))
 		}
 		canon := index.FormatTag(s.Base, p)
 		if len(canon) > 128 {
 			return // the base is too long to carry the canonical suffix
 		}
 		back, ok := index.Grammar{}.Parse(canon)
-		if !ok || back.Base != s.Base || index.PlatformString(back.Platform) != index.PlatformString(p) || !back.Canonical {
-			t.Fatalf("FormatTag(%q, %s) = %q does not parse back: %+v %v", s.Base, index.PlatformString(p), canon, back, ok)
-		}
-	})
-}
-
-// FuzzParsePlatform: never panics; accepted platforms round-trip.
-func FuzzParsePlatform(f *testing.F) {
-	for _, s := range []string{"linux/amd64", "linux/arm/v7", "windows/amd64:10.0.1", "linux/arm64/v9.5", "a/b/c/d", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := index.ParsePlatform(s)
-		if err != nil {
-			return
-		}
-		again, err := index.ParsePlatform(index.PlatformString(p))
-		if err != nil || index.PlatformString(again) != index.PlatformString(p) {
-			t.Fatalf("ParsePlatform(%q) = %s does not round-trip: %v", s, index.PlatformString(p), err)
+		if !ok || back.Base != s.Base || platform.String(back.Platform) != platform.String(p) || !back.Canonical {
+			t.Fatalf("FormatTag(%q, %s) = %q does not parse back: %+v %v", s.Base, platform.String(p), canon, back, ok)
 		}
 	})
 }

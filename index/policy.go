@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // Policy says what to do with a bare tag that has members.
@@ -84,7 +86,7 @@ func Missing(res *Result, require []v1.Platform) []v1.Platform {
 	for _, want := range require {
 		found := false
 		for _, e := range res.Entries {
-			if e.Descriptor.Platform != nil && samePlatform(*e.Descriptor.Platform, want) {
+			if e.Descriptor.Platform != nil && platform.Same(*e.Descriptor.Platform, want) {
 				found = true
 				break
 			}
@@ -105,7 +107,7 @@ type IncompleteError struct {
 func (e *IncompleteError) Error() string {
 	names := make([]string, len(e.Missing))
 	for i, p := range e.Missing {
-		names[i] = PlatformString(p)
+		names[i] = platform.String(p)
 	}
 	return fmt.Sprintf("%q is incomplete: required platform(s) %s not pushed yet", e.Base, strings.Join(names, ", "))
 }

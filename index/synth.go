@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // Config holds the facts of an image config that synthesis reads. They are
@@ -148,11 +150,11 @@ func Flatten(idx *v1.IndexManifest, s Suffix) (images, attestations []v1.Descrip
 			continue
 		}
 		p := *d.Platform
-		p.Architecture, p.Variant = normalizeArch(p.Architecture, p.Variant)
+		p.Architecture, p.Variant = platform.NormalizeArch(p.Architecture, p.Variant)
 		if p.OS != want.OS || p.Architecture != want.Architecture {
 			continue
 		}
-		if s.Variant != "" && p.Variant != "" && normalizeVariant(p.Architecture, p.Variant) != want.Variant {
+		if s.Variant != "" && p.Variant != "" && platform.NormalizeVariant(p.Architecture, p.Variant) != want.Variant {
 			continue
 		}
 		images = append(images, d)
@@ -207,7 +209,7 @@ func Synthesize(base string, members []Member) (*Result, error) {
 			continue
 		}
 		if len(m.Images) == 0 {
-			res.Excluded = append(res.Excluded, Exclusion{Tag: m.Tag, Reason: "no image manifest for " + PlatformString(m.Suffix.Platform)})
+			res.Excluded = append(res.Excluded, Exclusion{Tag: m.Tag, Reason: "no image manifest for " + platform.String(m.Suffix.Platform)})
 			continue
 		}
 		for _, img := range m.Images {
@@ -238,10 +240,10 @@ func Synthesize(base string, members []Member) (*Result, error) {
 	winners := map[string]candidate{}
 	var kept []candidate
 	for _, c := range cands {
-		k := platformKey(*c.desc.Platform)
+		k := platform.Key(*c.desc.Platform)
 		if w, dup := winners[k]; dup {
 			if w.desc.Digest != c.desc.Digest || w.member.Tag != c.member.Tag {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: duplicate platform %s, %s wins", c.member.Tag, PlatformString(*c.desc.Platform), w.member.Tag))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: duplicate platform %s, %s wins", c.member.Tag, platform.String(*c.desc.Platform), w.member.Tag))
 			}
 			continue
 		}
@@ -303,25 +305,25 @@ func entryFor(m *Member, img Image) (v1.Descriptor, string) {
 	default:
 		return d, fmt.Sprintf("config media type %q is not an image config", cfg.MediaType)
 	}
-	arch, cfgVariant := normalizeArch(cfg.Architecture, cfg.Variant)
+	arch, cfgVariant := platform.NormalizeArch(cfg.Architecture, cfg.Variant)
 	p := v1.Platform{OS: cfg.OS, Architecture: arch, OSVersion: cfg.OSVersion, OSFeatures: cfg.OSFeatures}
-	if !KnownPlatform(p.OS, p.Architecture) {
+	if !platform.Known(p.OS, p.Architecture) {
 		return d, fmt.Sprintf("config platform %s/%s is not a known platform", cfg.OS, cfg.Architecture)
 	}
-	if cfgVariant != "" && !ValidVariant(arch, normalizeVariant(arch, cfgVariant)) {
+	if cfgVariant != "" && !platform.ValidVariant(arch, platform.NormalizeVariant(arch, cfgVariant)) {
 		return d, fmt.Sprintf("config variant %q is not a variant of %s", cfg.Variant, arch)
 	}
 	// Variant: config, else the index entry's, else the tag's.
 	variant := cfgVariant
 	if variant == "" && d.Platform != nil {
-		_, variant = normalizeArch(d.Platform.Architecture, d.Platform.Variant)
+		_, variant = platform.NormalizeArch(d.Platform.Architecture, d.Platform.Variant)
 	}
 	if !m.Bare() {
 		want := m.Suffix.Platform
 		if p.OS != want.OS || p.Architecture != want.Architecture {
 			return d, fmt.Sprintf("config says %s/%s, tag says %s/%s", p.OS, p.Architecture, want.OS, want.Architecture)
 		}
-		if variant != "" && m.Suffix.Variant != "" && normalizeVariant(arch, variant) != normalizeVariant(arch, m.Suffix.Variant) {
+		if variant != "" && m.Suffix.Variant != "" && platform.NormalizeVariant(arch, variant) != platform.NormalizeVariant(arch, m.Suffix.Variant) {
 			return d, fmt.Sprintf("config variant %s contradicts tag variant %s", variant, m.Suffix.Variant)
 		}
 		if variant == "" {
@@ -329,7 +331,7 @@ func entryFor(m *Member, img Image) (v1.Descriptor, string) {
 		}
 	}
 	p.Variant = variant
-	p = Normalize(p)
+	p = platform.Normalize(p)
 	var ann map[string]string
 	if len(d.Annotations) > 0 {
 		ann = d.Annotations
@@ -370,34 +372,12 @@ func names(c candidate) bool {
 	return !m.Bare() && m.Suffix.Canonical && m.Tag == FormatTag(m.Suffix.Base, *c.desc.Platform)
 }
 
-// PlatformLess is the order of index entries (see entryLess), for every
-// listing that should read like an index.
-func PlatformLess(a, b v1.Platform) bool { return orderKey(a) < orderKey(b) }
-
-// orderKey is platformKey with the arch's default variant written first.
-func orderKey(p v1.Platform) string {
-	if p.Variant == defaultVariantOf(p.Architecture) {
-		p.Variant = ""
-	} else {
-		p.Variant = "\x01" + p.Variant
-	}
-	return platformKey(p)
-}
-
-func platformKey(p v1.Platform) string {
-	return strings.Join([]string{p.OS, p.Architecture, p.Variant, p.OSVersion, strings.Join(p.OSFeatures, ",")}, "\x00")
-}
-
-// entryLess orders entries by (os, arch, variant, os.version, os.features,
-// digest), with each architecture's default variant (arm v7, arm64 v8,
-// amd64's none) before its others. Clients that match a request without a
-// variant to the first entry of the arch (go-containerregistry, oras-go)
-// then pick what `linux/arm` means everywhere else, arm/v7, and not the
-// arm/v5 or arm/v6 that a plain variant order lists first.
+// entryLess orders entries as platform.Less orders platforms, then by
+// digest.
 func entryLess(a, b v1.Descriptor) bool {
-	ka, kb := orderKey(*a.Platform), orderKey(*b.Platform)
-	if ka != kb {
-		return ka < kb
+	pa, pb := *a.Platform, *b.Platform
+	if platform.Key(pa) != platform.Key(pb) {
+		return platform.Less(pa, pb)
 	}
 	return a.Digest.String() < b.Digest.String()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files (a changed golden file is a breaking change: every pinned digest moves)")
@@ -83,7 +84,7 @@ func synth(t *testing.T, base string, members ...index.Member) *index.Result {
 func platforms(r *index.Result) string {
 	var s []string
 	for _, e := range r.Entries {
-		s = append(s, index.PlatformString(*e.Descriptor.Platform)+"="+e.Tag)
+		s = append(s, platform.String(*e.Descriptor.Platform)+"="+e.Tag)
 	}
 	return strings.Join(s, " ")
 }

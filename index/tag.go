@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // tagRE is the distribution-spec tag grammar.
@@ -26,9 +28,9 @@ func IsReferrerTag(tag string) bool { return referrerTagRE.MatchString(tag) }
 // default: `<base>-<os>-<arch>[-<variant>]` with canonical GOOS/GOARCH words
 // only.
 type Grammar struct {
-	// Aliases also accepts legacy architecture words in the arch position:
-	// aarch64, arm64v8, arm32v5/6/7, armhf, armel, armv5/6/7, x86_64, i386,
-	// ppc64el. Default false.
+	// Aliases also accepts legacy architecture words in the arch position
+	// (platform.Alias): aarch64, arm64v8, arm32v5/6/7, armhf, armel,
+	// armv5/6/7, x86_64, i386, ppc64el. Default false.
 	Aliases bool
 	// Prefix also accepts `<arch>-<base>` (linux implied), e.g. `amd64-1.0`,
 	// `arm64v8-latest`. Default false.
@@ -53,27 +55,6 @@ type Suffix struct {
 // SuffixLen is the length of the platform part of the tag, used to prefer
 // the shortest spelling among duplicates.
 func (s Suffix) SuffixLen() int { return len(s.Tag) - len(s.Base) }
-
-type archWord struct {
-	arch, variant string
-}
-
-// aliases maps legacy architecture words to GOARCH and variant.
-var aliases = map[string]archWord{
-	"aarch64": {"arm64", ""},
-	"arm64v8": {"arm64", "v8"},
-	"arm32v7": {"arm", "v7"},
-	"arm32v6": {"arm", "v6"},
-	"arm32v5": {"arm", "v5"},
-	"armhf":   {"arm", "v7"},
-	"armel":   {"arm", "v6"},
-	"armv7":   {"arm", "v7"},
-	"armv6":   {"arm", "v6"},
-	"armv5":   {"arm", "v5"},
-	"x86_64":  {"amd64", ""},
-	"i386":    {"386", ""},
-	"ppc64el": {"ppc64le", ""},
-}
 
 // Parse reports whether tag names a platform member and splits it. The
 // platform words are taken from the right, so the base may contain dashes:
@@ -110,14 +91,14 @@ func (g Grammar) suffix(tag string, baseParts []string, os, arch, variant string
 		return Suffix{}, false
 	}
 	canonical := true
-	if w, ok := aliases[arch]; ok && g.Aliases && variant == "" {
-		arch, variant = w.arch, w.variant
+	if a, v, ok := platform.Alias(arch); ok && g.Aliases && variant == "" {
+		arch, variant = a, v
 		canonical = false
 	}
-	if !KnownPlatform(os, arch) || !ValidVariant(arch, variant) {
+	if !platform.Known(os, arch) || !platform.ValidVariant(arch, variant) {
 		return Suffix{}, false
 	}
-	p := Normalize(v1.Platform{OS: os, Architecture: arch, Variant: variant})
+	p := platform.Normalize(v1.Platform{OS: os, Architecture: arch, Variant: variant})
 	s := Suffix{Tag: tag, Base: base, Platform: p, Variant: variant}
 	s.Canonical = canonical && tag == FormatTag(base, p)
 	return s, true
@@ -128,13 +109,13 @@ func (g Grammar) prefix(tag, word, base string) (Suffix, bool) {
 		return Suffix{}, false
 	}
 	arch, variant := word, ""
-	if w, ok := aliases[word]; ok {
-		arch, variant = w.arch, w.variant
+	if a, v, ok := platform.Alias(word); ok {
+		arch, variant = a, v
 	}
-	if !KnownPlatform("linux", arch) {
+	if !platform.Known("linux", arch) {
 		return Suffix{}, false
 	}
-	p := Normalize(v1.Platform{OS: "linux", Architecture: arch, Variant: variant})
+	p := platform.Normalize(v1.Platform{OS: "linux", Architecture: arch, Variant: variant})
 	return Suffix{Tag: tag, Base: base, Platform: p, Variant: variant}, true
 }
 
@@ -154,9 +135,10 @@ func FormatTag(base string, p v1.Platform) string {
 
 // FormatSuffix is the platform part of FormatTag, without the leading dash.
 func FormatSuffix(p v1.Platform) string {
-	p = Normalize(p)
+	p = platform.Normalize(p)
 	s := p.OS + "-" + p.Architecture
-	if p.Variant != "" && !(p.Architecture == "arm64" && p.Variant == defaultVariantOf("arm64")) {
+	// arm64's v8 is what `-linux-arm64` means; arm's v7 is always written.
+	if p.Variant != "" && !(p.Architecture == "arm64" && p.Variant == platform.DefaultVariant("arm64")) {
 		s += "-" + p.Variant
 	}
 	return s

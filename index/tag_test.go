@@ -6,6 +6,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 func TestParse(t *testing.T) {
@@ -92,9 +93,9 @@ func TestParse(t *testing.T) {
 			if !ok {
 				t.Fatalf("Parse(%q): not a suffix, want base %q", tt.tag, tt.want.base)
 			}
-			if s.Base != tt.want.base || index.PlatformString(s.Platform) != tt.want.platform || s.Variant != tt.want.variant || s.Canonical != tt.want.canonical {
+			if s.Base != tt.want.base || platform.String(s.Platform) != tt.want.platform || s.Variant != tt.want.variant || s.Canonical != tt.want.canonical {
 				t.Errorf("Parse(%q) = base %q platform %s variant %q canonical %v; want %+v",
-					tt.tag, s.Base, index.PlatformString(s.Platform), s.Variant, s.Canonical, *tt.want)
+					tt.tag, s.Base, platform.String(s.Platform), s.Variant, s.Canonical, *tt.want)
 			}
 		})
 	}
@@ -103,37 +104,14 @@ func TestParse(t *testing.T) {
 func TestFormatTagRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, p := range []string{"linux/amd64", "linux/arm64/v8", "linux/arm64/v8", "linux/arm/v6", "linux/arm", "linux/amd64/v1", "linux/amd64/v3", "windows/amd64", "linux/arm64/v9.0"} {
-		plat, err := index.ParsePlatform(p)
+		plat, err := platform.Parse(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tag := index.FormatTag("1.0-rc1", plat)
 		s, ok := index.Grammar{}.Parse(tag)
-		if !ok || s.Base != "1.0-rc1" || index.PlatformString(s.Platform) != index.PlatformString(plat) || !s.Canonical {
+		if !ok || s.Base != "1.0-rc1" || platform.String(s.Platform) != platform.String(plat) || !s.Canonical {
 			t.Errorf("FormatTag(%s) = %q, parses to %+v %v", p, tag, s, ok)
-		}
-	}
-}
-
-func TestParsePlatform(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"linux/amd64":                   "linux/amd64",
-		"linux/arm":                     "linux/arm/v7",
-		"linux/arm64/v8":                "linux/arm64/v8",
-		"windows/amd64:10.0.17763.1234": "windows/amd64:10.0.17763.1234",
-		"linux/arm/v9":                  "",
-		"linux":                         "",
-		"linux/amd64/v2/x":              "",
-		"darwin/s390x":                  "",
-	} {
-		p, err := index.ParsePlatform(in)
-		got := ""
-		if err == nil {
-			got = index.PlatformString(p)
-		}
-		if got != want {
-			t.Errorf("ParsePlatform(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }
@@ -151,22 +129,22 @@ func TestGroup(t *testing.T) {
 	if m := (index.Grammar{}).Members(tags, "1.0"); len(m) != 2 {
 		t.Errorf("Members(1.0) = %+v", m)
 	}
-	if m := (index.Grammar{}).Members(tags, "1.0-rc1"); len(m) != 1 || index.PlatformString(m[0].Platform) != "linux/amd64" {
+	if m := (index.Grammar{}).Members(tags, "1.0-rc1"); len(m) != 1 || platform.String(m[0].Platform) != "linux/amd64" {
 		t.Errorf("Members(1.0-rc1) = %+v", m)
 	}
 }
 
 func TestMissing(t *testing.T) {
 	t.Parallel()
-	amd, _ := index.ParsePlatform("linux/amd64")
-	arm, _ := index.ParsePlatform("linux/arm64/v8")
-	v7, _ := index.ParsePlatform("linux/arm")
+	amd, _ := platform.Parse("linux/amd64")
+	arm, _ := platform.Parse("linux/arm64/v8")
+	v7, _ := platform.Parse("linux/arm")
 	res := &index.Result{Entries: []index.Entry{{Descriptor: v1.Descriptor{Platform: &amd}}, {Descriptor: v1.Descriptor{Platform: &arm}}}}
 	if m := index.Missing(res, []v1.Platform{amd, {OS: "linux", Architecture: "arm64"}}); len(m) != 0 {
 		t.Errorf("arm64/v8 is arm64: missing %v", m)
 	}
 	m := index.Missing(res, []v1.Platform{amd, v7})
-	if len(m) != 1 || index.PlatformString(m[0]) != "linux/arm/v7" {
+	if len(m) != 1 || platform.String(m[0]) != "linux/arm/v7" {
 		t.Errorf("missing %v, want linux/arm/v7", m)
 	}
 	err := &index.IncompleteError{Base: "1.0", Missing: m}

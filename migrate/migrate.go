@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -105,7 +106,7 @@ func New(o Options) (*Migrator, error) {
 	}
 	expect := make([]v1.Platform, len(o.Expect))
 	for i, p := range o.Expect {
-		expect[i] = index.Normalize(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+		expect[i] = platform.Base(p)
 	}
 	o.Expect = expect
 	// One snapshot per run: tag answers are kept for the run's length.
@@ -175,13 +176,13 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	}
 	r := &Report{Repository: m.name, Policy: string(rule.Policy), Groups: make([]Group, len(out)), Platforms: []string{}}
 	for _, p := range rule.Require {
-		r.Require = append(r.Require, index.PlatformString(index.Normalize(p)))
+		r.Require = append(r.Require, platform.String(platform.Normalize(p)))
 	}
 	for i, g := range out {
 		r.Groups[i] = *g
 	}
 	for _, p := range m.o.Expect {
-		r.Expect = append(r.Expect, index.PlatformString(p))
+		r.Expect = append(r.Expect, platform.String(p))
 	}
 	r.Platforms = columns(r)
 	return r, nil

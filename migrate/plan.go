@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // inspectBase resolves base as the proxy does under policy and, when the
@@ -53,7 +54,7 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 			missing = rule.Require
 		}
 		for _, p := range missing {
-			g.Incomplete = append(g.Incomplete, index.PlatformString(index.Normalize(p)))
+			g.Incomplete = append(g.Incomplete, platform.String(platform.Normalize(p)))
 		}
 		if len(g.Incomplete) > 0 {
 			g.Problems = append(g.Problems, "incomplete: required "+strings.Join(g.Incomplete, ", ")+" not pushed yet, so the proxy synthesizes no index")
@@ -164,7 +165,7 @@ func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view
 		if err != nil && !definitive(err) {
 			return err
 		}
-		g.Members = append(g.Members, row(s.Tag, d, index.PlatformString(s.Platform), false))
+		g.Members = append(g.Members, row(s.Tag, d, platform.String(s.Platform), false))
 	}
 	if g.Members == nil {
 		g.Members = []Member{}
@@ -173,11 +174,11 @@ func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view
 	have := map[string]bool{}
 	for _, e := range entries {
 		if p := e.Descriptor.Platform; p != nil {
-			have[index.PlatformString(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})] = true
+			have[platform.String(platform.Base(*p))] = true
 		}
 	}
 	for _, p := range m.o.Expect {
-		if s := index.PlatformString(p); !have[s] {
+		if s := platform.String(p); !have[s] {
 			g.Missing = append(g.Missing, s)
 			g.Problems = append(g.Problems, "missing "+s)
 		}
@@ -191,12 +192,12 @@ func barePlatform(base string, entries []index.Entry, mm *index.Member) string {
 	for _, e := range entries {
 		if e.Tag == base && e.Descriptor.Platform != nil && e.Descriptor.Platform.OS != "unknown" {
 			p := e.Descriptor.Platform
-			return index.PlatformString(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+			return platform.String(platform.Base(*p))
 		}
 	}
 	if mm != nil && len(mm.Images) > 0 && mm.Images[0].Config != nil {
 		c := mm.Images[0].Config
-		return index.PlatformString(index.Normalize(v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}))
+		return platform.String(platform.Base(v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}))
 	}
 	return ""
 }
@@ -414,7 +415,7 @@ func dropped(existing []byte, t *target) []string {
 		}
 		s := d.Digest.String()
 		if d.Platform != nil {
-			s += " (" + index.PlatformString(index.Normalize(*d.Platform)) + ")"
+			s += " (" + platform.String(platform.Normalize(*d.Platform)) + ")"
 		}
 		out = append(out, s)
 	}
@@ -434,7 +435,7 @@ func diff(existing []byte, s *index.Result) string {
 			if d.Platform == nil || d.Platform.OS == "unknown" {
 				continue
 			}
-			out[index.PlatformString(index.Normalize(*d.Platform))] = d.Digest
+			out[platform.String(platform.Normalize(*d.Platform))] = d.Digest
 		}
 		return out
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // BenchmarkCachedIndex: a warm index, served from the caches. Reports the
@@ -74,7 +75,7 @@ func BenchmarkStreamBlob(b *testing.B) {
 
 func seed(e *env, repo, base string) {
 	for _, p := range platforms {
-		pl, _ := index.ParsePlatform(p)
+		pl, _ := platform.Parse(p)
 		e.push(repo+":"+base+"-"+index.FormatSuffix(pl), platformImage(e.t, p, false))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/resolve"
 )
@@ -26,7 +27,7 @@ func TestCachedIndexNoUpstream(t *testing.T) {
 		o.Cache = resolve.CacheOptions{TTL: 30 * time.Second, Now: func() time.Time { return now }}
 	})
 	for _, p := range platforms {
-		pl, _ := index.ParsePlatform(p)
+		pl, _ := platform.Parse(p)
 		e.push("app:1-"+index.FormatSuffix(pl), platformImage(t, p, false))
 	}
 	if resp, _ := e.do(http.MethodGet, "/v2/app/manifests/1"); resp.StatusCode != 200 {
@@ -65,7 +66,7 @@ func TestSingleflight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, p := range platforms[:4] {
-		pl, _ := index.ParsePlatform(p)
+		pl, _ := platform.Parse(p)
 		e.push("app:1-"+index.FormatSuffix(pl), platformImage(t, p, false))
 	}
 	e.resetRequests()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // wireError is one entry of the OCI error envelope. Upstream codes are
@@ -68,7 +69,7 @@ func classify(err error) (int, []wireError) {
 	case errors.As(err, &incomplete):
 		var missing []string
 		for _, p := range incomplete.Missing {
-			missing = append(missing, index.PlatformString(p))
+			missing = append(missing, platform.String(p))
 		}
 		return http.StatusNotFound, []wireError{{Code: errcode.ErrorCodeManifestUnknown.String(), Message: incomplete.Error(),
 			Detail: map[string]any{"base": incomplete.Base, "missing": missing}}}

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/store"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -97,10 +98,9 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 // list's media type with the default platform's image, as the reference
 // registry does for clients that cannot read manifest lists.
 func (p *Proxy) serveDefaultChild(w http.ResponseWriter, r *http.Request, t target, res *index.Result, accept Accept) error {
-	want := index.Normalize(*p.o.DefaultPlatform)
+	want := platform.Base(*p.o.DefaultPlatform)
 	for _, e := range res.Entries {
-		pl := e.Descriptor.Platform
-		if pl.OS != want.OS || pl.Architecture != want.Architecture || pl.Variant != want.Variant {
+		if !platform.Same(*e.Descriptor.Platform, want) {
 			continue
 		}
 		if !accept.Allows(string(e.Descriptor.MediaType)) {
@@ -111,7 +111,7 @@ func (p *Proxy) serveDefaultChild(w http.ResponseWriter, r *http.Request, t targ
 	}
 	return apiErr(errcode.ErrorCodeManifestUnknown,
 		"%s:%s is a %s; the request accepts neither it nor a %s image for %s",
-		t.name, res.Base, res.MediaType, index.PlatformString(want), index.PlatformString(want))
+		t.name, res.Base, res.MediaType, platform.String(want), platform.String(want))
 }
 
 // manifestByDigest serves a manifest by digest: a synthesized index from

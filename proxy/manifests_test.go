@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -34,7 +35,7 @@ func TestPullEveryPlatform(t *testing.T) {
 	e := newEnv(t)
 	want := map[string]v1.Hash{}
 	for _, p := range platforms {
-		pl, _ := index.ParsePlatform(p)
+		pl, _ := platform.Parse(p)
 		want[p] = e.push("app:1.4-rc1-"+index.FormatSuffix(pl), platformImage(t, p, false))
 	}
 	// A look-alike that is not a member, and another group.
@@ -74,7 +75,7 @@ func TestDigestOnAnotherReplica(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, p := range platforms[:3] {
-		pl, _ := index.ParsePlatform(p)
+		pl, _ := platform.Parse(p)
 		e.push("app:1.0-"+index.FormatSuffix(pl), platformImage(t, p, true))
 	}
 	accept := "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*"
@@ -397,8 +398,8 @@ func itoa(n int) string { return strconvItoa(n) }
 // missing a required platform is not served.
 func TestRequiredPlatforms(t *testing.T) {
 	t.Parallel()
-	amd, _ := index.ParsePlatform("linux/amd64")
-	arm, _ := index.ParsePlatform("linux/arm64")
+	amd, _ := platform.Parse("linux/amd64")
+	arm, _ := platform.Parse("linux/arm64")
 	e := newEnv(t, func(o *proxy.Options) {
 		o.Policies = index.Rules{{Pattern: "ci/*", Policy: index.Merge, Require: []v1.Platform{amd, arm}}}
 	})

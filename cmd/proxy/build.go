@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/manifold-proxy/manifold/build"
-	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 type buildFlags struct {
@@ -116,7 +116,7 @@ func printPlan(w io.Writer, res *build.Result) {
 		if im.Base != "" {
 			base = im.Base + "@" + im.BaseDigest.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", index.PlatformString(im.Platform), strings.Join(append([]string{"CGO_ENABLED=0"}, im.GoEnv...), " "), base, strings.Join(im.Tags, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", platform.String(im.Platform), strings.Join(append([]string{"CGO_ENABLED=0"}, im.GoEnv...), " "), base, strings.Join(im.Tags, ", "))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nindex %s (%s, %d bytes), the one the proxy serves for %s:\n%s\n\n",
@@ -128,7 +128,7 @@ func printTable(w io.Writer, res *build.Result) {
 	fmt.Fprintln(tw, "PLATFORM\tTAG\tDIGEST\tSIZE\tSTATUS")
 	for _, im := range res.Images {
 		for _, tag := range im.Tags {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", index.PlatformString(im.Platform), tag, im.Descriptor.Digest, humanSize(im.Size), im.Status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", platform.String(im.Platform), tag, im.Descriptor.Digest, humanSize(im.Size), im.Status)
 		}
 	}
 	idx := res.Index
@@ -193,7 +193,7 @@ func writeMetadata(path string, res *build.Result) error {
 	m := metadata{Repository: res.Repository, Package: res.Package, DryRun: res.DryRun, Images: []metadataImage{}}
 	for _, im := range res.Images {
 		m.Images = append(m.Images, metadataImage{
-			Platform: index.PlatformString(im.Platform), Tags: im.Tags, Digest: im.Descriptor.Digest.String(),
+			Platform: platform.String(im.Platform), Tags: im.Tags, Digest: im.Descriptor.Digest.String(),
 			Size: im.Descriptor.Size, MediaType: string(im.Descriptor.MediaType), CompressedSize: im.Size, Status: string(im.Status),
 		})
 	}

@@ -5,9 +5,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/spf13/cobra"
-
-	"github.com/manifold-proxy/manifold/index"
 )
 
 type inspectFlags struct {
@@ -78,7 +77,7 @@ func parsePlatforms(s string) ([]v1.Platform, error) {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
-		p, err := index.ParsePlatform(f)
+		p, err := platform.Parse(f)
 		if err != nil {
 			return nil, fmt.Errorf("--expect: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/manifold-proxy/manifold/config"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/store"
@@ -166,12 +167,12 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 // proxyOptions turns the configuration into proxy options.
 func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream, ctl auth.AccessController, log *slog.Logger) (proxy.Options, error) {
-	platform, _ := index.ParsePlatform(cfg.DefaultPlatform)
+	defaultPlatform, _ := platform.Parse(cfg.DefaultPlatform)
 	opts := proxy.Options{
 		ReadOnly:        cfg.ReadOnly,
 		Policies:        cfg.Rules(),
 		Grammar:         index.Grammar{Aliases: cfg.Grammar.Aliases, Prefix: cfg.Grammar.Prefix},
-		DefaultPlatform: &platform,
+		DefaultPlatform: &defaultPlatform,
 		Cache: resolve.CacheOptions{
 			TTL:                  time.Duration(cfg.Cache.TTL),
 			StaleWhileRevalidate: time.Duration(cfg.Cache.StaleWhileRevalidate),

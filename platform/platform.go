@@ -1,4 +1,4 @@
-package index
+package platform
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// knownPlatforms is `go tool dist list` (Go 1.26): the os/arch pairs that
+// knownPairs is `go tool dist list` (Go 1.26): the os/arch pairs that
 // exist. OCI's image-index spec takes its os and architecture values from
 // GOOS and GOARCH, so this is also the set a registry client can match.
-var knownPlatforms = map[string][]string{
+var knownPairs = map[string][]string{
 	"aix":       {"ppc64"},
 	"android":   {"386", "amd64", "arm", "arm64"},
 	"darwin":    {"amd64", "arm64"},
@@ -29,9 +29,9 @@ var knownPlatforms = map[string][]string{
 	"windows":   {"386", "amd64", "arm64"},
 }
 
-// KnownPlatform reports whether os/arch is a real Go/OCI platform pair.
-func KnownPlatform(os, arch string) bool {
-	for _, a := range knownPlatforms[os] {
+// Known reports whether os/arch is a real Go/OCI platform pair.
+func Known(os, arch string) bool {
+	for _, a := range knownPairs[os] {
 		if a == arch {
 			return true
 		}
@@ -63,7 +63,7 @@ func ValidVariant(arch, variant string) bool {
 	return false
 }
 
-// Normalize returns p in the form this package writes into index entries and
+// Normalize returns p in the form manifold writes into index entries and
 // compares platforms with. Two spellings of one platform normalize to the
 // same value, as containerd's platforms.Normalize compares them (arm64 ≡
 // arm64/v8, arm ≡ arm/v7, amd64 ≡ amd64/v1), but the value written is the
@@ -82,11 +82,12 @@ func ValidVariant(arch, variant string) bool {
 // This is part of the synthesized bytes: it never changes again.
 // os.version and os.features are kept as given.
 func Normalize(p v1.Platform) v1.Platform {
-	p.Variant = normalizeVariant(p.Architecture, p.Variant)
+	p.Variant = NormalizeVariant(p.Architecture, p.Variant)
 	return p
 }
 
-func normalizeVariant(arch, variant string) string {
+// NormalizeVariant is the variant part of Normalize.
+func NormalizeVariant(arch, variant string) string {
 	switch arch {
 	case "arm64":
 		switch variant {
@@ -110,10 +111,10 @@ func normalizeVariant(arch, variant string) string {
 	return variant
 }
 
-// defaultVariantOf is the variant an arch means when none is named, in
+// DefaultVariant is the variant an arch means when none is named, in
 // Normalize's spelling: arm v7, arm64 v8, none for the rest (amd64 v1 is
 // written as none).
-func defaultVariantOf(arch string) string {
+func DefaultVariant(arch string) string {
 	switch arch {
 	case "arm":
 		return "v7"
@@ -123,10 +124,11 @@ func defaultVariantOf(arch string) string {
 	return ""
 }
 
-// normalizeArch maps the architecture spellings found in real image configs
-// to GOARCH, as containerd does. It is applied to configs only: tags use the
-// grammar, where aliases are opt-in.
-func normalizeArch(arch, variant string) (string, string) {
+// NormalizeArch maps the architecture spellings found in real image
+// configs to GOARCH, as containerd does (aarch64, x86_64, i386, armhf,
+// armel). It is for configs and index entries written by other tools; tags
+// use the grammar, where such words are opt-in aliases (see Alias).
+func NormalizeArch(arch, variant string) (string, string) {
 	switch strings.ToLower(arch) {
 	case "aarch64":
 		return "arm64", variant
@@ -142,10 +144,10 @@ func normalizeArch(arch, variant string) (string, string) {
 	return arch, variant
 }
 
-// ParsePlatform parses "os/arch[/variant][:os.version]" strictly: the pair
-// must be a known platform and the variant a real variant of arch. The
-// result is normalized.
-func ParsePlatform(s string) (v1.Platform, error) {
+// Parse parses "os/arch[/variant][:os.version]" strictly: the pair must be
+// a known platform and the variant a real variant of arch. The result is
+// normalized.
+func Parse(s string) (v1.Platform, error) {
 	var p v1.Platform
 	rest, osVersion, _ := strings.Cut(s, ":")
 	parts := strings.Split(rest, "/")
@@ -156,7 +158,7 @@ func ParsePlatform(s string) (v1.Platform, error) {
 	if len(parts) == 3 {
 		p.Variant = parts[2]
 	}
-	if !KnownPlatform(p.OS, p.Architecture) {
+	if !Known(p.OS, p.Architecture) {
 		return v1.Platform{}, fmt.Errorf("platform %q: %s/%s is not a known os/arch pair (go tool dist list)", s, p.OS, p.Architecture)
 	}
 	if !ValidVariant(p.Architecture, p.Variant) {
@@ -165,8 +167,9 @@ func ParsePlatform(s string) (v1.Platform, error) {
 	return Normalize(p), nil
 }
 
-// PlatformString formats p as os/arch[/variant][:os.version].
-func PlatformString(p v1.Platform) string {
+// String formats p as os/arch[/variant][:os.version], as given (callers
+// normalize first when they want the written form).
+func String(p v1.Platform) string {
 	s := p.OS + "/" + p.Architecture
 	if p.Variant != "" {
 		s += "/" + p.Variant
@@ -177,8 +180,40 @@ func PlatformString(p v1.Platform) string {
 	return s
 }
 
-// samePlatform compares os, arch and normalized variant (not os.version).
-func samePlatform(a, b v1.Platform) bool {
-	a, b = Normalize(a), Normalize(b)
+// Base is p's os, arch and normalized variant, without os.version and
+// os.features: what a tag suffix, a `require` entry or a matrix column
+// names.
+func Base(p v1.Platform) v1.Platform {
+	return Normalize(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+}
+
+// Same compares os, arch and normalized variant (not os.version).
+func Same(a, b v1.Platform) bool {
+	a, b = Base(a), Base(b)
 	return a.OS == b.OS && a.Architecture == b.Architecture && a.Variant == b.Variant
+}
+
+// Key identifies a normalized platform whole (os, arch, variant,
+// os.version, os.features): two index entries with the same Key are
+// duplicates.
+func Key(p v1.Platform) string {
+	return strings.Join([]string{p.OS, p.Architecture, p.Variant, p.OSVersion, strings.Join(p.OSFeatures, ",")}, "\x00")
+}
+
+// Less is the order of index entries and of every listing of platforms:
+// (os, arch, variant, os.version, os.features), with each architecture's
+// default variant (arm v7, arm64 v8, amd64's none) before its others.
+// Clients that match a request without a variant to the first entry of the
+// arch (go-containerregistry, oras-go) then pick what `linux/arm` means
+// everywhere else, arm/v7, and not the arm/v5 or arm/v6 that a plain
+// variant order lists first. p and q are normalized.
+func Less(p, q v1.Platform) bool { return orderKey(p) < orderKey(q) }
+
+func orderKey(p v1.Platform) string {
+	if p.Variant == DefaultVariant(p.Architecture) {
+		p.Variant = ""
+	} else {
+		p.Variant = "\x01" + p.Variant
+	}
+	return Key(p)
 }
