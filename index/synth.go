@@ -105,9 +105,26 @@ type Result struct {
 	// Entries in index order.
 	Entries  []Entry
 	Excluded []Exclusion
-	// Warnings name duplicate losers and similar non-fatal findings.
-	Warnings []string
+	// Duplicates are the candidates the duplicate rule dropped, in tag
+	// order.
+	Duplicates []Duplicate
 }
+
+// Duplicate is a member (or one image of it) dropped because another tag
+// gives the same platform.
+type Duplicate struct {
+	// Tag is the loser, Winner the tag whose image is listed.
+	Tag, Winner string
+	Digest      v1.Hash
+	Platform    v1.Platform
+}
+
+// Reason says why the duplicate is not listed, without its tag.
+func (d Duplicate) Reason() string {
+	return fmt.Sprintf("duplicate platform %s, %s wins", platform.String(d.Platform), d.Winner)
+}
+
+func (d Duplicate) String() string { return d.Tag + ": " + d.Reason() }
 
 // Descriptor of the synthesized index itself.
 func (r *Result) Descriptor() v1.Descriptor {
@@ -243,14 +260,14 @@ func Synthesize(base string, members []Member) (*Result, error) {
 		k := platform.Key(*c.desc.Platform)
 		if w, dup := winners[k]; dup {
 			if w.desc.Digest != c.desc.Digest || w.member.Tag != c.member.Tag {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: duplicate platform %s, %s wins", c.member.Tag, platform.String(*c.desc.Platform), w.member.Tag))
+				res.Duplicates = append(res.Duplicates, Duplicate{Tag: c.member.Tag, Winner: w.member.Tag, Digest: c.desc.Digest, Platform: *c.desc.Platform})
 			}
 			continue
 		}
 		winners[k] = c
 		kept = append(kept, c)
 	}
-	sort.Strings(res.Warnings)
+	sort.Slice(res.Duplicates, func(i, j int) bool { return res.Duplicates[i].String() < res.Duplicates[j].String() })
 	if len(kept) == 0 {
 		return nil, &EmptyGroupError{Base: base, Excluded: res.Excluded}
 	}

@@ -164,8 +164,8 @@ func TestSynthesizeWindowsOSVersions(t *testing.T) {
 	if got := platforms(r); got != want {
 		t.Errorf("entries:\n got %s\nwant %s", got, want)
 	}
-	if len(r.Warnings) != 0 {
-		t.Errorf("different os.version are not duplicates: %v", r.Warnings)
+	if len(r.Duplicates) != 0 {
+		t.Errorf("different os.version are not duplicates: %v", r.Duplicates)
 	}
 	golden(t, "windows", r.Bytes)
 }
@@ -239,8 +239,12 @@ func TestSynthesizeDuplicates(t *testing.T) {
 		"5-linux-arm: duplicate platform linux/arm/v7, 5-linux-arm-v7 wins",
 		"5-linux-armhf: duplicate platform linux/arm/v7, 5-linux-arm-v7 wins",
 	}
-	if strings.Join(r.Warnings, "\n") != strings.Join(want, "\n") {
-		t.Errorf("warnings:\n got %q\nwant %q", r.Warnings, want)
+	var got []string
+	for _, d := range r.Duplicates {
+		got = append(got, d.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("duplicates:\n got %q\nwant %q", got, want)
 	}
 }
 
@@ -259,8 +263,8 @@ func TestSynthesizeMergeBare(t *testing.T) {
 	}
 	// A suffixed amd64 tag beats the bare amd64 image.
 	r = synth(t, "1.0", bare("legacy", "amd64"), image("1.0-linux-amd64", types.DockerManifestSchema2, "linux", "amd64", ""))
-	if got, want := platforms(r), "linux/amd64=1.0-linux-amd64"; got != want || len(r.Warnings) != 1 {
-		t.Errorf("merge: %s (warnings %v), want %s and one warning", got, r.Warnings, want)
+	if got, want := platforms(r), "linux/amd64=1.0-linux-amd64"; got != want || len(r.Duplicates) != 1 {
+		t.Errorf("merge: %s (duplicates %v), want %s and one duplicate", got, r.Duplicates, want)
 	}
 }
 

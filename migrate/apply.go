@@ -195,7 +195,7 @@ func (m *Migrator) pruneTag(ctx context.Context, g *Group, t *target, tag string
 	repo := m.o.Repository
 	d, err := m.o.Client.Head(ctx, repo, tag)
 	switch {
-	case upstream.StatusCode(err) == http.StatusNotFound:
+	case upstream.Status(err) == http.StatusNotFound:
 		out.Notes = append(out.Notes, tag+" was already gone")
 		return nil
 	case err != nil:
@@ -210,7 +210,7 @@ func (m *Migrator) pruneTag(ctx context.Context, g *Group, t *target, tag string
 		return fmt.Errorf("reading %s before untagging it: %w", tag, err)
 	}
 	if err := m.deleteTag(ctx, tag); err != nil {
-		st := upstream.StatusCode(err)
+		st := upstream.Status(err)
 		switch {
 		case st == http.StatusNotFound:
 			out.Notes = append(out.Notes, tag+" was already gone")
@@ -229,7 +229,7 @@ func (m *Migrator) pruneTag(ctx context.Context, g *Group, t *target, tag string
 		out.Pruned = append(out.Pruned, tag)
 		m.o.Logger.Info("tag pruned", "repo", m.name, "tag", tag, "digest", d.Digest.String())
 		return nil
-	case upstream.StatusCode(err) != http.StatusNotFound:
+	case upstream.Status(err) != http.StatusNotFound:
 		return fmt.Errorf("checking %s after untagging %s: %w", d.Digest, tag, err)
 	}
 	stop.set("pruning stopped: the registry deletes manifests along with tags")

@@ -197,49 +197,42 @@ func (m *Migrator) step(phase string, done *int, total int, base string) {
 	}
 }
 
-// view is one resolution of a base, including the one the resolver
-// reports only as an error (every member excluded).
+// view is one resolution of a base, as the report needs it.
 type view struct {
-	suffixes []index.Suffix
-	bare     index.BareKind
-	bareDesc *v1.Descriptor
-	action   index.Action
-	// members are nil when every member was excluded.
-	members  []index.Member
-	result   *index.Result
-	excluded []index.Exclusion
-	warnings []string
+	suffixes   []index.Suffix
+	bare       index.BareKind
+	bareDesc   *v1.Descriptor
+	action     index.Action
+	members    []index.Member
+	result     *index.Result
+	excluded   []index.Exclusion
+	duplicates []index.Duplicate
+	missing    []v1.Platform
 }
 
-func (m *Migrator) view(ctx context.Context, tags []string, base string, policy index.Policy) (*view, error) {
-	g, err := m.res.Resolve(ctx, m.o.Repository, base, tags, policy)
-	var empty *index.EmptyGroupError
-	switch {
-	case err == nil:
-		v := &view{suffixes: g.Suffixes, bare: g.Bare, bareDesc: g.BareDescriptor, action: g.Action, members: g.Members, result: g.Result}
-		if g.Result != nil {
-			v.excluded, v.warnings = g.Result.Excluded, g.Result.Warnings
-		}
-		if len(g.Suffixes) == 0 {
-			// The resolver does not look at a bare tag without members.
-			if err := m.bare(ctx, tags, base, v); err != nil {
-				return nil, err
-			}
-		}
-		return v, nil
-	case errors.As(err, &empty) && g != nil:
-		return &view{suffixes: g.Suffixes, bare: g.Bare, bareDesc: g.BareDescriptor, action: g.Action, members: g.Members, excluded: empty.Excluded}, nil
-	case errors.As(err, &empty):
-		// Without the group: rebuild what the report needs from the
-		// (cached) tag answers.
-		v := &view{suffixes: m.o.Grammar.Members(tags, base), excluded: empty.Excluded}
+// view resolves base as the proxy does under rule, or, with asIfAbsent, as
+// it would if the bare tag did not exist upstream.
+func (m *Migrator) view(ctx context.Context, tags []string, base string, rule index.Rule, asIfAbsent bool) (*view, error) {
+	resolveBase := m.res.Resolve
+	if asIfAbsent {
+		resolveBase = m.res.Members
+	}
+	g, err := resolveBase(ctx, m.o.Repository, base, rule)
+	if err != nil {
+		return nil, err
+	}
+	v := &view{suffixes: g.Suffixes, bare: g.Bare, bareDesc: g.BareDescriptor, action: g.Action,
+		members: g.Members, result: g.Result, excluded: g.Excluded, missing: g.Missing}
+	if g.Result != nil {
+		v.duplicates = g.Result.Duplicates
+	}
+	if len(g.Suffixes) == 0 && !asIfAbsent {
+		// The resolver does not look at a bare tag without members.
 		if err := m.bare(ctx, tags, base, v); err != nil {
 			return nil, err
 		}
-		v.action = index.Decide(policy, v.bare, len(v.suffixes))
-		return v, nil
 	}
-	return nil, err
+	return v, nil
 }
 
 // bare fills in what the bare tag holds.
@@ -255,18 +248,8 @@ func (m *Migrator) bare(ctx context.Context, tags []string, base string, v *view
 		if d.MediaType.IsIndex() {
 			v.bare = index.BareIndex
 		}
-	case !resolve.NotFound(err):
+	case !upstream.IsNotFound(err):
 		return err
 	}
 	return nil
-}
-
-func without(tags []string, tag string) []string {
-	out := make([]string, 0, len(tags))
-	for _, t := range tags {
-		if t != tag {
-			out = append(out, t)
-		}
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // inspectBase resolves base as the proxy does under policy and, when the
@@ -23,7 +24,7 @@ import (
 // --force writes.
 func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, rule index.Rule) (*Group, error) {
 	policy := rule.Policy
-	v, err := m.view(ctx, tags, base, policy)
+	v, err := m.view(ctx, tags, base, rule, false)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +32,7 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 	shown := v
 	var absent *view
 	if v.action == index.ServeUpstream && len(v.suffixes) > 0 {
-		if absent, err = m.view(ctx, without(tags, base), base, index.Override); err != nil {
+		if absent, err = m.view(ctx, tags, base, rule, true); err != nil {
 			return nil, err
 		}
 		shown = absent
@@ -47,10 +48,8 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 	// Partial sets: the proxy holds an index back until the platforms the
 	// policy requires are all listed.
 	if len(rule.Require) > 0 {
-		var missing []v1.Platform
-		if shown.result != nil {
-			missing = index.Missing(shown.result, rule.Require)
-		} else if len(shown.suffixes) > 0 {
+		missing := shown.missing
+		if shown.result == nil && len(shown.suffixes) > 0 {
 			missing = rule.Require
 		}
 		for _, p := range missing {
@@ -121,10 +120,8 @@ func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view
 	for _, x := range shown.excluded {
 		reasons[x.Tag] = append(reasons[x.Tag], x.Reason)
 	}
-	for _, w := range shown.warnings {
-		if tag, rest, ok := strings.Cut(w, ": "); ok {
-			reasons[tag] = append(reasons[tag], rest)
-		}
+	for _, d := range shown.duplicates {
+		reasons[d.Tag] = append(reasons[d.Tag], d.Reason())
 	}
 	row := func(tag string, d v1.Descriptor, platform string, bare bool) Member {
 		r := Member{Tag: tag, Platform: platform, Bare: bare}
@@ -162,7 +159,7 @@ func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view
 	for _, s := range shown.suffixes {
 		g.suffixTags = append(g.suffixTags, s.Tag)
 		d, err := m.cache.Head(ctx, m.o.Repository, s.Tag)
-		if err != nil && !definitive(err) {
+		if err != nil && !upstream.IsDefinitive(err) {
 			return err
 		}
 		g.Members = append(g.Members, row(s.Tag, d, platform.String(s.Platform), false))
@@ -250,7 +247,7 @@ func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy i
 			break
 		}
 		existing, mt, err := m.o.Client.Manifest(ctx, m.o.Repository, v.bareDesc.Digest, m.o.MaxManifestBytes)
-		if err != nil && !definitive(err) {
+		if err != nil && !upstream.IsDefinitive(err) {
 			return err
 		}
 		if err == nil {

@@ -88,18 +88,11 @@ func (m *Migrator) deleteTag(ctx context.Context, tag string) error {
 	return transport.CheckError(resp, http.StatusOK, http.StatusAccepted, http.StatusNoContent)
 }
 
-// definitive reports whether err is the registry's answer (4xx) rather than
-// a failure to get one.
-func definitive(err error) bool {
-	s := upstream.StatusCode(err)
-	return s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests
-}
-
 // registryError turns the registry's answers to a request about the
 // repository into one clear line.
 func (m *Migrator) registryError(what string, err error) error {
 	host := m.o.Client.Host()
-	switch upstream.StatusCode(err) {
+	switch upstream.Status(err) {
 	case http.StatusNotFound:
 		if what == "listing tags of" {
 			return fmt.Errorf("%s: repository not found", m.name)

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/manifold-proxy/manifold/resolve"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // catalog serves GET /v2/_catalog: the repositories of every upstream
@@ -26,7 +26,7 @@ func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error 
 			if firstErr == nil {
 				firstErr = err
 			}
-			if resolve.Definitive(err) {
+			if upstream.IsDefinitive(err) {
 				continue
 			}
 			return err

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strconv"
@@ -39,9 +37,10 @@ func parseReference(ref string) (tag string, dgst v1.Hash, err error) {
 func manifestPath(t target, ref string) string { return "/v2/" + t.repo + "/manifests/" + ref }
 
 // getManifest serves GET and HEAD /v2/<name>/manifests/<reference>
-// (distribution spec "Pulling manifests"). A bare tag with per-platform
-// members upstream gets the synthesized index; everything else passes
-// through.
+// (distribution spec "Pulling manifests"). What a bare tag serves is
+// resolve.Resolver.Resolve's decision; this handler only acts on it:
+// pass through, write the index (negotiating Accept), or say why there is
+// nothing to serve. Everything that is not a bare tag passes through.
 func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) error {
 	ref := mux.Vars(r)["reference"]
 	tag, dgst, err := parseReference(ref)
@@ -58,34 +57,21 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 	if _, member := p.o.Grammar.Parse(tag); member || index.IsReferrerTag(tag) {
 		return p.forward(w, r, t, pull)
 	}
-	ctx := r.Context()
-	tags, err := t.up.cache.Tags(ctx, t.repo)
-	if err != nil {
-		if resolve.Definitive(err) {
-			// Let upstream give its own answer (NAME_UNKNOWN, ...).
-			return p.forward(w, r, t, pull)
-		}
-		return err
-	}
-	g, err := t.up.resolver.Resolve(ctx, t.repo, tag, tags, p.policy(t))
+	g, err := t.up.resolver.Resolve(r.Context(), t.repo, tag, p.rule(t))
 	if err != nil {
 		return err
 	}
-	if g.Action == index.ServeUpstream {
+	switch g.Outcome {
+	case resolve.Empty:
+		return &index.EmptyGroupError{Base: tag, Excluded: g.Excluded}
+	case resolve.Incomplete:
+		// Not all required platforms are there yet (a CI still pushing).
+		return &index.IncompleteError{Base: tag, Missing: g.Missing}
+	case resolve.Index:
+	default:
 		return p.forward(w, r, t, pull)
 	}
 	res := g.Result
-	if missing := index.Missing(res, p.o.Policies.Match(t.name).Require); len(missing) > 0 {
-		// Not all required platforms are there yet (a CI still pushing):
-		// serve what upstream has under the tag, or nothing.
-		if g.BareDescriptor != nil {
-			return p.forward(w, r, t, pull)
-		}
-		return &index.IncompleteError{Base: tag, Missing: missing}
-	}
-	if err := p.o.Store.Put(ctx, t.key(res.Digest), res.Bytes); err != nil {
-		p.log.Warn("index store write failed", "error", err)
-	}
 	accept := ParseAccept(r.Header.Values("Accept"))
 	if accept.Allows(string(res.MediaType)) {
 		p.metrics.served.WithLabelValues("tag").Inc()
@@ -115,81 +101,33 @@ func (p *Proxy) serveDefaultChild(w http.ResponseWriter, r *http.Request, t targ
 }
 
 // manifestByDigest serves a manifest by digest: a synthesized index from
-// the store, else upstream's manifest, else a recomputation of the
-// repository's indexes (a replica that never served this digest).
+// the store, else upstream's manifest, else the index one of the
+// repository's bare tags serves (resolve.Resolver.FindIndex: a replica
+// that never served this digest).
 func (p *Proxy) manifestByDigest(w http.ResponseWriter, r *http.Request, t target, dgst v1.Hash, pull forwardOpts) error {
 	ctx := r.Context()
-	b, err := p.o.Store.Get(ctx, t.key(dgst))
+	e, err := p.o.Store.Get(ctx, t.key(dgst))
 	if err == nil {
 		p.metrics.served.WithLabelValues("digest").Inc()
-		return serveStored(w, r, dgst, b)
+		return serveBytes(w, r, e.MediaType, dgst, e.Bytes)
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		p.log.Warn("index store read failed", "error", err)
 	}
 	_, err = t.up.cache.Head(ctx, t.repo, dgst.String())
-	if err == nil || !resolve.NotFound(err) {
+	if err == nil || !upstream.IsNotFound(err) {
 		// Upstream has it (or cannot say): pass through.
 		return p.forward(w, r, t, pull)
 	}
-	if b, ok, err := p.recompute(r, t, dgst); err != nil {
+	res, err := t.up.resolver.FindIndex(ctx, t.repo, p.rule(t), dgst)
+	if err != nil {
 		return err
-	} else if ok {
-		p.metrics.served.WithLabelValues("recomputed").Inc()
-		return serveStored(w, r, dgst, b)
 	}
-	return p.forward(w, r, t, pull)
-}
-
-// recompute synthesizes every group of the repository and reports whether
-// one of them has digest dgst. Results go to the store, so the next miss
-// for any of them is a store hit.
-func (p *Proxy) recompute(r *http.Request, t target, dgst v1.Hash) ([]byte, bool, error) {
-	ctx := r.Context()
-	tags, err := t.up.cache.Tags(ctx, t.repo)
-	if err != nil {
-		if resolve.Definitive(err) {
-			return nil, false, nil
-		}
-		return nil, false, err
+	if res == nil {
+		return p.forward(w, r, t, pull)
 	}
-	// Every index of this tag set goes to the store below, so once a tag
-	// set was recomputed, a miss means the digest is none of them: random
-	// digests cost a store lookup, not a resolution of every group.
-	key := t.up.client.Host() + "/" + t.repo
-	fp := fingerprint(tags)
-	if done, ok := p.recomputed.Get(key); ok && done == fp {
-		return nil, false, nil
-	}
-	groups, err := t.up.resolver.ResolveAll(ctx, t.repo, tags, p.policy(t))
-	if err != nil {
-		return nil, false, err
-	}
-	p.recomputed.Add(key, fp)
-	var found []byte
-	require := p.o.Policies.Match(t.name).Require
-	for _, g := range groups {
-		if g == nil || g.Result == nil || len(index.Missing(g.Result, require)) > 0 {
-			continue
-		}
-		if err := p.o.Store.Put(ctx, t.key(g.Result.Digest), g.Result.Bytes); err != nil {
-			p.log.Warn("index store write failed", "error", err)
-		}
-		if g.Result.Digest == dgst {
-			found = g.Result.Bytes
-		}
-	}
-	return found, found != nil, nil
-}
-
-// serveStored serves index bytes kept by digest; the media type is the
-// one written in them.
-func serveStored(w http.ResponseWriter, r *http.Request, dgst v1.Hash, b []byte) error {
-	mt := types.OCIImageIndex
-	if m, err := v1.ParseIndexManifest(bytes.NewReader(b)); err == nil && m.MediaType != "" {
-		mt = m.MediaType
-	}
-	return serveBytes(w, r, mt, dgst, b)
+	p.metrics.served.WithLabelValues("recomputed").Inc()
+	return serveBytes(w, r, res.MediaType, dgst, res.Bytes)
 }
 
 // serveBytes writes a manifest. HEAD and GET send identical headers; the
@@ -222,8 +160,8 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 	if _, _, err := parseReference(ref); err != nil {
 		return err
 	}
-	if r.ContentLength > resolve.DefaultMaxManifestBytes && r.Method == http.MethodPut {
-		return apiErr(errcode.ErrorCodeManifestInvalid, "manifest is %d bytes, over the %d-byte limit", r.ContentLength, resolve.DefaultMaxManifestBytes)
+	if r.ContentLength > p.o.MaxManifestBytes && r.Method == http.MethodPut {
+		return apiErr(errcode.ErrorCodeManifestInvalid, "manifest is %d bytes, over the %d-byte limit", r.ContentLength, p.o.MaxManifestBytes)
 	}
 	scope := "pull,push"
 	if r.Method == http.MethodDelete {
@@ -240,14 +178,4 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 // (upstream.HeaderSynthesis: off), as inspect and migrate do.
 func synthesisOff(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get(upstream.HeaderSynthesis), "off")
-}
-
-// fingerprint identifies a tag list.
-func fingerprint(tags []string) string {
-	h := sha256.New()
-	for _, t := range tags {
-		h.Write([]byte(t))
-		h.Write([]byte{0})
-	}
-	return string(h.Sum(nil))
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/mux"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/manifold-proxy/manifold/index"
@@ -79,9 +78,6 @@ type Proxy struct {
 	metrics *metrics
 	gather  prometheus.Gatherer
 	follow  bool
-	// recomputed remembers, per upstream repository, the tag list whose
-	// indexes were all recomputed into the store.
-	recomputed *expirable.LRU[string, string]
 }
 
 type up struct {
@@ -106,8 +102,8 @@ type target struct {
 }
 
 // key names a synthesized index in the store: upstream, repository, digest.
-func (t target) key(d v1.Hash) string {
-	return t.up.client.Host() + "/" + t.repo + "@" + d.String()
+func (t target) key(d v1.Hash) store.Key {
+	return store.Key{Registry: t.up.client.Host(), Repository: t.repo, Digest: d}
 }
 
 // New builds a Proxy. It does not contact the upstreams.
@@ -132,8 +128,10 @@ func New(o Options) (*Proxy, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{o: o, log: o.Logger, follow: o.FollowRedirects == nil || *o.FollowRedirects,
-		recomputed: expirable.NewLRU[string, string](10000, nil, 10*time.Minute)}
+	if o.MaxManifestBytes <= 0 {
+		o.MaxManifestBytes = resolve.DefaultMaxManifestBytes
+	}
+	p := &Proxy{o: o, log: o.Logger, follow: o.FollowRedirects == nil || *o.FollowRedirects}
 	reg := o.Registerer
 	if reg == nil {
 		r := prometheus.NewRegistry()
@@ -156,6 +154,7 @@ func New(o Options) (*Proxy, error) {
 			cache:  cache,
 			resolver: resolve.New(cache, resolve.Options{
 				Grammar: o.Grammar, MaxManifestBytes: o.MaxManifestBytes, Concurrency: o.Concurrency, Logger: o.Logger,
+				Store: o.Store, Registry: u.Client.Host(),
 			}),
 		})
 	}
@@ -267,7 +266,10 @@ func (p *Proxy) target(name string) (target, error) {
 	return target{}, apiErr(errcode.ErrorCodeNameUnknown, "repository %q matches no upstream prefix", name)
 }
 
-func (p *Proxy) policy(t target) index.Policy { return p.o.Policies.For(t.name) }
+// rule is the bare-tag rule of the repository as the client names it.
+func (p *Proxy) rule(t target) index.Rule { return p.o.Policies.Match(t.name) }
+
+func (p *Proxy) policy(t target) index.Policy { return p.rule(t).Policy }
 
 // readyz answers 200 when every upstream answers /v2/ (any HTTP answer,
 // 401 included: it is up).

@@ -10,7 +10,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
 	"github.com/manifold-proxy/manifold/index"
-	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -25,7 +24,7 @@ func (p *Proxy) tags(w http.ResponseWriter, r *http.Request, t target) error {
 	}
 	all, err := t.up.cache.Tags(r.Context(), t.repo)
 	if err != nil {
-		if resolve.Definitive(err) {
+		if upstream.IsDefinitive(err) {
 			// Upstream's own answer (NAME_UNKNOWN...).
 			return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/tags/list", scopes: []string{upstream.Scope(t.repo, "pull")}})
 		}

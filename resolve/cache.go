@@ -2,7 +2,6 @@ package resolve
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,9 +9,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/manifold-proxy/manifold/upstream"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -172,24 +171,6 @@ func newMemo[V any](o CacheOptions, stats *CacheStats, keep bool) *memo[V] {
 	return &memo[V]{lru: l, o: o, stats: stats, keep: keep}
 }
 
-// definitive errors are answers, not failures: cache them.
-func definitive(err error) bool {
-	s := statusOf(err)
-	return s >= 400 && s < 500 && s != 408 && s != 429
-}
-
-func statusOf(err error) int {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode
-	}
-	var sc interface{ StatusCode() int }
-	if errors.As(err, &sc) {
-		return sc.StatusCode()
-	}
-	return 0
-}
-
 // get answers key from the cache or fetches it. gen is the generation of
 // what key depends on, and current reports whether it is still the
 // generation: a fetch that started before an invalidation is neither
@@ -211,7 +192,7 @@ func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func(
 	}
 	m.stats.Misses.Add(1)
 	v, err := m.refresh(ctx, key, gen, current, fetch)
-	if err != nil && !definitive(err) && ok && e.err == nil && now.Sub(e.at) < m.o.TTL+m.o.StaleIfError {
+	if err != nil && !upstream.IsDefinitive(err) && ok && e.err == nil && now.Sub(e.at) < m.o.TTL+m.o.StaleIfError {
 		m.stats.StaleIfError.Add(1)
 		return e.v, nil
 	}
@@ -228,7 +209,7 @@ func (m *memo[V]) refresh(ctx context.Context, key string, gen uint64, current f
 		defer cancel()
 		m.stats.Fetches.Add(1)
 		v, err := fetch(fctx)
-		if m.keep && (err == nil || definitive(err)) && (current == nil || current()) {
+		if m.keep && (err == nil || upstream.IsDefinitive(err)) && (current == nil || current()) {
 			m.lru.Add(key, &entry[V]{v: v, at: m.o.Now(), err: err})
 		}
 		return v, err

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/resolve"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // countingSource answers Tags with a list that changes on every fetch, or
@@ -92,7 +93,7 @@ func TestCacheTTLAndStaleModes(t *testing.T) {
 	src.err.Store(&nf)
 	before := src.calls.Load()
 	for range 3 {
-		if _, err := c.Tags(ctx, "other"); !resolve.NotFound(err) {
+		if _, err := c.Tags(ctx, "other"); !upstream.IsNotFound(err) {
 			t.Fatalf("404 not reported: %v", err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"sort"
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,24 +16,44 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/lru"
+	"github.com/manifold-proxy/manifold/platform"
+	"github.com/manifold-proxy/manifold/store"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
-// DefaultMaxManifestBytes is the largest member manifest or config read: 4 MiB,
-// the limit registries put on manifests.
-const DefaultMaxManifestBytes = 4 << 20
+// Defaults of Options.
+const (
+	// DefaultMaxManifestBytes is the largest member manifest or config
+	// read: 4 MiB, the limit registries put on manifests.
+	DefaultMaxManifestBytes = 4 << 20
+	// DefaultConcurrency bounds the members resolved at once per group.
+	DefaultConcurrency = 8
+	// DefaultFactBytes bounds the memory of the per-digest facts.
+	DefaultFactBytes = 256 << 20
+)
 
 // Options configure a Resolver.
 type Options struct {
 	// Grammar of member tags. Default: the canonical suffix grammar.
 	Grammar index.Grammar
-	// MaxManifestBytes caps member manifests and configs. Default 4 MiB.
+	// MaxManifestBytes caps member manifests and configs. Default
+	// DefaultMaxManifestBytes.
 	MaxManifestBytes int64
-	// Concurrency bounds the members resolved at once. Default 8.
+	// Concurrency bounds the members resolved at once. Default
+	// DefaultConcurrency.
 	Concurrency int
 	// FactBytes bounds the memory of the per-digest facts (parsed member
 	// manifests and configs, kept for good: they never change). Default
-	// 256 MiB.
+	// DefaultFactBytes.
 	FactBytes int64
+	// Store, when set, receives every index the resolver decides to serve
+	// (Outcome Index), keyed by Registry, repository and digest, so that a
+	// digest once served stays fetchable by digest. Default: none.
+	Store store.Store
+	// Registry names the source in store keys (host[:port]). Required with
+	// Store.
+	Registry string
 	// Logger receives exclusions and duplicate warnings. Default: silent.
 	Logger *slog.Logger
 }
@@ -43,13 +63,15 @@ type Stats struct {
 	Syntheses, Excluded, Duplicates atomic.Int64
 }
 
-// Resolver resolves groups through a Source.
+// Resolver answers, for one registry, the question the whole proxy rests
+// on: what does repo:tag serve? (See Resolve.)
 type Resolver struct {
 	src   Source
 	o     Options
 	sf    singleflight.Group
-	facts *sizedLRU[v1.Hash, *manifestFacts]
-	cfgs  *sizedLRU[v1.Hash, *index.Config]
+	facts *lru.Sized[v1.Hash, *manifestFacts]
+	cfgs  *lru.Sized[v1.Hash, *index.Config]
+	found *findMemo
 	Stats Stats
 }
 
@@ -67,51 +89,125 @@ func New(src Source, o Options) *Resolver {
 		o.MaxManifestBytes = DefaultMaxManifestBytes
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 8
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.FactBytes <= 0 {
-		o.FactBytes = 256 << 20
+		o.FactBytes = DefaultFactBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Resolver{src: src, o: o,
-		facts: newSizedLRU[v1.Hash, *manifestFacts](o.FactBytes * 3 / 4),
-		cfgs:  newSizedLRU[v1.Hash, *index.Config](o.FactBytes / 4)}
+		facts: lru.New[v1.Hash, *manifestFacts](o.FactBytes*3/4, nil),
+		cfgs:  lru.New[v1.Hash, *index.Config](o.FactBytes/4, nil),
+		found: newFindMemo()}
 }
 
 // Grammar is the member tag grammar in use.
 func (r *Resolver) Grammar() index.Grammar { return r.o.Grammar }
 
-// Group is the outcome for one bare tag.
+// Outcome is what a bare tag serves.
+type Outcome int
+
+const (
+	// Upstream: pass through what the upstream holds under the tag (or its
+	// own error): the tag has no members, the policy says so, the bare tag
+	// is a real index, or a required platform is missing and the bare tag
+	// exists upstream.
+	Upstream Outcome = iota
+	// Index: serve Group.Result, the synthesized index.
+	Index
+	// Incomplete: a required platform is missing (Group.Missing) and the
+	// bare tag does not exist upstream: nothing to serve yet (404).
+	Incomplete
+	// Empty: every member is excluded (Group.Excluded): nothing to serve
+	// (404).
+	Empty
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Index:
+		return "index"
+	case Incomplete:
+		return "incomplete"
+	case Empty:
+		return "empty"
+	}
+	return "upstream"
+}
+
+// Group is the answer for one bare tag.
 type Group struct {
 	Repo, Base string
-	Policy     index.Policy
+	Rule       index.Rule
+	Outcome    Outcome
 	// Bare is what the bare tag holds upstream; BareDescriptor is set
 	// unless it is absent.
 	Bare           index.BareKind
 	BareDescriptor *v1.Descriptor
 	// Suffixes are the member tags found.
 	Suffixes []index.Suffix
-	// Members are the resolved members (empty when Action is ServeUpstream).
+	// Action is what the policy chose before synthesis (ServeIndexWithBare:
+	// the bare tag's image is a member).
+	Action index.Action
+	// Members are the resolved members (none when Action is ServeUpstream).
 	Members []index.Member
-	Action  index.Action
-	// Result is the synthesized index when Action is not ServeUpstream.
+	// Result is the synthesized index (Outcome Index; also Incomplete and
+	// Upstream-for-a-missing-platform, where it is what would be served).
 	Result *index.Result
+	// Excluded are the members (or images) left out, with why.
+	Excluded []index.Exclusion
+	// Missing are the Rule's required platforms the index does not list.
+	Missing []v1.Platform
 }
 
-// Resolve resolves base in repo. tags is the repository's tag list (from
-// Source.Tags, usually cached). When every member is excluded the error is
-// an *index.EmptyGroupError; a transient upstream failure of any member
-// fails the whole resolution (an index missing a platform would get a
-// different digest).
-func (r *Resolver) Resolve(ctx context.Context, repo, base string, tags []string, policy index.Policy) (*Group, error) {
-	// Callers share one resolution, which must not fail for all of them
-	// when the first one hangs up: it runs detached from any one caller,
-	// and each caller stops waiting when its own context ends.
-	ch := r.sf.DoChan(repo+":"+base+":"+string(policy), func() (any, error) {
-		return r.resolve(context.WithoutCancel(ctx), repo, base, tags, policy)
+// Resolve answers what repo:base serves under rule: it lists the tags,
+// finds base's members, looks at the bare tag upstream, applies the policy,
+// resolves and synthesizes, then applies the rule's required platforms —
+// the whole decision, in this one place (see decide). The error is only
+// for transient failures (network, 5xx, 429): a definitive answer about the
+// repository (404 NAME_UNKNOWN, 403) is the Upstream outcome, so the
+// client gets the upstream's own answer. A transient failure of any member
+// fails the whole resolution: an index missing a platform would get
+// another digest. Concurrent calls for one key share one resolution.
+func (r *Resolver) Resolve(ctx context.Context, repo, base string, rule index.Rule) (*Group, error) {
+	return r.shared(ctx, "tag", repo, base, rule, func(ctx context.Context) (*Group, error) {
+		tags, err := r.src.Tags(ctx, repo)
+		if err != nil {
+			if upstream.IsDefinitive(err) {
+				return &Group{Repo: repo, Base: base, Rule: rule}, nil
+			}
+			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+		}
+		bare := false
+		for _, t := range tags {
+			bare = bare || t == base
+		}
+		return r.resolve(ctx, repo, base, r.o.Grammar.Members(tags, base), bare, rule)
 	})
+}
+
+// Members answers what base's members add up to as if the bare tag did not
+// exist upstream: the index that migrate --force would write where the
+// proxy passes a real index through.
+func (r *Resolver) Members(ctx context.Context, repo, base string, rule index.Rule) (*Group, error) {
+	return r.shared(ctx, "members", repo, base, rule, func(ctx context.Context) (*Group, error) {
+		tags, err := r.src.Tags(ctx, repo)
+		if err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+		}
+		rule.Policy = index.Override
+		return r.resolve(ctx, repo, base, r.o.Grammar.Members(tags, base), false, rule)
+	})
+}
+
+// shared runs one resolution per key for all concurrent callers. It runs
+// detached from any one caller (the first one hanging up must not fail the
+// others), and each caller stops waiting when its own context ends.
+func (r *Resolver) shared(ctx context.Context, kind, repo, base string, rule index.Rule, f func(context.Context) (*Group, error)) (*Group, error) {
+	key := kind + "\x00" + repo + "\x00" + base + "\x00" + ruleKey(rule)
+	ch := r.sf.DoChan(key, func() (any, error) { return f(context.WithoutCancel(ctx)) })
 	select {
 	case res := <-ch:
 		g, _ := res.Val.(*Group)
@@ -121,13 +217,22 @@ func (r *Resolver) Resolve(ctx context.Context, repo, base string, tags []string
 	}
 }
 
-func (r *Resolver) resolve(ctx context.Context, repo, base string, tags []string, policy index.Policy) (*Group, error) {
-	g := &Group{Repo: repo, Base: base, Policy: policy, Suffixes: r.o.Grammar.Members(tags, base)}
-	if len(g.Suffixes) == 0 {
-		g.Action = index.ServeUpstream
+func ruleKey(rule index.Rule) string {
+	k := string(rule.Policy)
+	for _, p := range rule.Require {
+		k += "\x00" + platform.String(p)
+	}
+	return k
+}
+
+// resolve resolves base, whose member tags are suffixes; bare says whether
+// the bare tag is among the repository's tags.
+func (r *Resolver) resolve(ctx context.Context, repo, base string, suffixes []index.Suffix, bare bool, rule index.Rule) (*Group, error) {
+	g := &Group{Repo: repo, Base: base, Rule: rule, Suffixes: suffixes}
+	if len(suffixes) == 0 {
 		return g, nil
 	}
-	if slices.Contains(tags, base) {
+	if bare {
 		d, err := r.src.Head(ctx, repo, base)
 		switch {
 		case err == nil:
@@ -136,16 +241,60 @@ func (r *Resolver) resolve(ctx context.Context, repo, base string, tags []string
 			if d.MediaType.IsIndex() {
 				g.Bare = index.BareIndex
 			}
-		case NotFound(err):
+		case upstream.IsNotFound(err):
 		default:
 			return nil, fmt.Errorf("resolving %s:%s: %w", repo, base, err)
 		}
 	}
-	g.Action = index.Decide(policy, g.Bare, len(g.Suffixes))
+	g.Action = index.Decide(rule.Policy, g.Bare, len(suffixes))
 	if g.Action == index.ServeUpstream {
 		return g, nil
 	}
+	members, err := r.members(ctx, repo, g)
+	if err != nil {
+		return nil, err
+	}
+	g.Members = members
+	res, err := index.Synthesize(base, members)
+	r.Stats.Syntheses.Add(1)
+	var empty *index.EmptyGroupError
+	if err != nil && !errors.As(err, &empty) {
+		return nil, err
+	}
+	r.decide(g, res, empty)
+	r.report(g)
+	if g.Outcome == Index && r.o.Store != nil {
+		key := store.Key{Registry: r.o.Registry, Repository: repo, Digest: res.Digest}
+		if err := r.o.Store.Put(ctx, key, store.Entry{MediaType: res.MediaType, Bytes: res.Bytes}); err != nil {
+			r.o.Logger.Warn("index store write failed", "key", key.String(), "error", err)
+		}
+	}
+	return g, nil
+}
 
+// decide sets the outcome of a synthesized group: nothing usable is Empty;
+// a required platform missing keeps the bare tag's own answer when it has
+// one (Upstream), else is Incomplete; otherwise the index is served.
+func (r *Resolver) decide(g *Group, res *index.Result, empty *index.EmptyGroupError) {
+	if empty != nil {
+		g.Outcome, g.Excluded = Empty, empty.Excluded
+		return
+	}
+	g.Result, g.Excluded = res, res.Excluded
+	g.Missing = index.Missing(res, g.Rule.Require)
+	switch {
+	case len(g.Missing) == 0:
+		g.Outcome = Index
+	case g.BareDescriptor != nil:
+		g.Outcome = Upstream
+	default:
+		g.Outcome = Incomplete
+	}
+}
+
+// members resolves the members of g (and the bare tag's image when the
+// policy merges it), at most Concurrency at once.
+func (r *Resolver) members(ctx context.Context, repo string, g *Group) ([]index.Member, error) {
 	members := make([]index.Member, len(g.Suffixes), len(g.Suffixes)+1)
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(r.o.Concurrency)
@@ -160,59 +309,96 @@ func (r *Resolver) resolve(ctx context.Context, repo, base string, tags []string
 		members = members[:len(members)+1]
 		eg.Go(func() error {
 			m, err := r.member(ectx, repo, index.Suffix{}, g.BareDescriptor)
-			m.Tag = base
+			m.Tag = g.Base
 			members[len(members)-1] = m
 			return err
 		})
 	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	g.Members = members
-	res, err := index.Synthesize(base, members)
-	r.Stats.Syntheses.Add(1)
-	var empty *index.EmptyGroupError
-	switch {
-	case errors.As(err, &empty):
-		r.Stats.Excluded.Add(int64(len(empty.Excluded)))
-		for _, x := range empty.Excluded {
-			r.o.Logger.Warn("member excluded", "repo", repo, "base", base, "tag", x.Tag, "reason", x.Reason)
-		}
-		return g, err
-	case err != nil:
-		return nil, err
-	}
-	r.Stats.Excluded.Add(int64(len(res.Excluded)))
-	r.Stats.Duplicates.Add(int64(len(res.Warnings)))
-	for _, x := range res.Excluded {
-		r.o.Logger.Warn("member excluded", "repo", repo, "base", base, "tag", x.Tag, "digest", x.Digest.String(), "reason", x.Reason)
-	}
-	for _, w := range res.Warnings {
-		r.o.Logger.Warn("duplicate member", "repo", repo, "base", base, "warning", w)
-	}
-	g.Result = res
-	return g, nil
+	return members, eg.Wait()
 }
 
-// ResolveAll resolves every group of repo. Groups whose members are all
-// excluded are returned with a nil Result.
-func (r *Resolver) ResolveAll(ctx context.Context, repo string, tags []string, policy index.Policy) ([]*Group, error) {
+// report logs and counts what synthesis left out.
+func (r *Resolver) report(g *Group) {
+	r.Stats.Excluded.Add(int64(len(g.Excluded)))
+	for _, x := range g.Excluded {
+		r.o.Logger.Warn("member excluded", "repo", g.Repo, "base", g.Base, "tag", x.Tag, "digest", x.Digest.String(), "reason", x.Reason)
+	}
+	if g.Result == nil {
+		return
+	}
+	r.Stats.Duplicates.Add(int64(len(g.Result.Duplicates)))
+	for _, d := range g.Result.Duplicates {
+		r.o.Logger.Warn("duplicate member", "repo", g.Repo, "base", g.Base, "tag", d.Tag, "winner", d.Winner, "platform", platform.String(d.Platform))
+	}
+}
+
+// FindIndex finds which of repo's bare tags serves the index dgst, for a
+// replica asked for a digest it never served (containerd resolves a tag on
+// one replica and GETs the digest on another). It resolves every group of
+// the repository's current tags under rule — what serving each of its bare
+// tags would cost, no more: the tags are grouped once, in one pass — and
+// every index found goes to the Store. A tag list already searched answers
+// from memory: a digest none of its groups gives is not found at once (a
+// negative answer), and one that a group gave is resolved again from that
+// group alone, so an index evicted from the store is never hidden. Nil
+// without an error means no bare tag serves dgst.
+func (r *Resolver) FindIndex(ctx context.Context, repo string, rule index.Rule, dgst v1.Hash) (*index.Result, error) {
+	tags, err := r.src.Tags(ctx, repo)
+	if err != nil {
+		if upstream.IsDefinitive(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+	}
+	fp := fingerprint(tags, rule)
+	search, ok := r.found.get(repo, fp)
+	if !ok {
+		v, err, _ := r.sf.Do("find\x00"+repo+"\x00"+fp, func() (any, error) {
+			return r.searchAll(context.WithoutCancel(ctx), repo, tags, rule, fp)
+		})
+		if err != nil {
+			return nil, err
+		}
+		search = v.(map[v1.Hash]string)
+	}
+	base, ok := search[dgst]
+	if !ok {
+		return nil, nil
+	}
+	g, err := r.Resolve(ctx, repo, base, rule)
+	if err != nil || g.Outcome != Index || g.Result.Digest != dgst {
+		return nil, err
+	}
+	return g.Result, nil
+}
+
+// searchAll resolves every group of tags and remembers which base gave
+// which served digest.
+func (r *Resolver) searchAll(ctx context.Context, repo string, tags []string, rule index.Rule, fp string) (map[v1.Hash]string, error) {
 	groups := r.o.Grammar.Group(tags)
+	present := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		present[t] = true
+	}
 	bases := make([]string, 0, len(groups))
 	for b := range groups {
 		bases = append(bases, b)
 	}
-	slices.Sort(bases)
-	out := make([]*Group, len(bases))
-	for i, b := range bases {
-		g, err := r.Resolve(ctx, repo, b, tags, policy)
-		var empty *index.EmptyGroupError
-		if err != nil && !errors.As(err, &empty) {
+	sort.Strings(bases)
+	found := map[v1.Hash]string{}
+	for _, b := range bases {
+		g, err := r.shared(ctx, "tag", repo, b, rule, func(ctx context.Context) (*Group, error) {
+			return r.resolve(ctx, repo, b, groups[b], present[b], rule)
+		})
+		if err != nil {
 			return nil, err
 		}
-		out[i] = g
+		if g.Outcome == Index {
+			found[g.Result.Digest] = b
+		}
 	}
-	return out, nil
+	r.found.add(repo, fp, found)
+	return found, nil
 }
 
 // member resolves one member tag (or, with s zero, the bare tag whose
@@ -227,7 +413,7 @@ func (r *Resolver) member(ctx context.Context, repo string, s index.Suffix, bare
 		var err error
 		d, err = r.src.Head(ctx, repo, s.Tag)
 		if err != nil {
-			if definitive(err) {
+			if upstream.IsDefinitive(err) {
 				m.Problem = fmt.Sprintf("tag cannot be resolved: %v", err)
 				return m, nil
 			}
@@ -299,7 +485,7 @@ func (r *Resolver) image(ctx context.Context, repo string, d v1.Descriptor, f *m
 	}
 	b, err := r.src.Blob(ctx, repo, f.config.Digest, r.o.MaxManifestBytes)
 	if err != nil {
-		if definitive(err) {
+		if upstream.IsDefinitive(err) {
 			img.Problem = fmt.Sprintf("config %s cannot be read: %v", f.config.Digest, err)
 			return img, nil
 		}
@@ -322,7 +508,7 @@ func (r *Resolver) manifest(ctx context.Context, repo string, d v1.Descriptor) (
 	}
 	b, mt, err := r.src.Manifest(ctx, repo, d.Digest, r.o.MaxManifestBytes)
 	if err != nil {
-		if definitive(err) {
+		if upstream.IsDefinitive(err) {
 			return nil, fmt.Sprintf("manifest %s cannot be read: %v", d.Digest, err), nil
 		}
 		return nil, "", fmt.Errorf("reading manifest %s of %s: %w", d.Digest, repo, err)

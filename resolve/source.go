@@ -18,13 +18,3 @@ type Source interface {
 	// Blob fetches a small blob (a config) by digest, verified.
 	Blob(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, error)
 }
-
-// NotFound reports whether err is the source saying a thing does not exist
-// (as opposed to failing). Sources return errors with a StatusCode() int
-// method or a *transport.Error; statusOf reads both.
-func NotFound(err error) bool { return statusOf(err) == 404 }
-
-// Definitive reports whether err is an answer rather than a failure: a 4xx
-// other than 408 and 429 (not found, denied, invalid). Failures — network
-// errors, timeouts, 5xx, 429 — may go away on a retry.
-func Definitive(err error) bool { return definitive(err) }

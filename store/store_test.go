@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/store"
 )
@@ -17,17 +19,17 @@ func TestMemoryEvictsByBytes(t *testing.T) {
 	ctx := context.Background()
 	m := store.NewMemory(100)
 	for i, k := range []string{"a", "b", "c"} {
-		if err := m.Put(ctx, k, bytes.Repeat([]byte{byte(i)}, 40)); err != nil {
+		if err := m.Put(ctx, key(k), store.Entry{Bytes: bytes.Repeat([]byte{byte(i)}, 40)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := m.Get(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := m.Get(ctx, key("a")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("oldest entry kept past the byte bound: %v", err)
 	}
-	if b, err := m.Get(ctx, "c"); err != nil || len(b) != 40 {
+	if e, err := m.Get(ctx, key("c")); err != nil || len(e.Bytes) != 40 {
 		t.Errorf("newest entry: %v", err)
 	}
-	if err := m.Put(ctx, "huge", make([]byte, 101)); err != nil || m.Len() != 2 {
+	if err := m.Put(ctx, key("huge"), store.Entry{Bytes: make([]byte, 101)}); err != nil || m.Len() != 2 {
 		t.Errorf("an entry larger than the bound must not evict everything: len %d", m.Len())
 	}
 }
@@ -37,22 +39,27 @@ func TestDriverAndTiered(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	d := store.NewDriver(filesystem.New(filesystem.DriverParameters{RootDirectory: dir, MaxThreads: 10}))
-	key := "registry.example/app@sha256:" + strings.Repeat("a", 64)
-	if _, err := d.Get(ctx, key); !errors.Is(err, store.ErrNotFound) {
+	k := store.Key{Registry: "registry.example:5000", Repository: "team/app", Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}}
+	if _, err := d.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("empty driver: %v", err)
 	}
 	replica1 := store.Tiered{store.NewMemory(0), d}
-	if err := replica1.Put(ctx, key, []byte(`{"x":1}`)); err != nil {
+	want := store.Entry{MediaType: types.OCIImageIndex, Bytes: []byte("{\"x\":1}\n{}")}
+	if err := replica1.Put(ctx, k, want); err != nil {
 		t.Fatal(err)
 	}
 	// Another replica sharing only the backend finds it, and caches it.
 	mem2 := store.NewMemory(0)
 	replica2 := store.Tiered{mem2, store.NewDriver(filesystem.New(filesystem.DriverParameters{RootDirectory: dir, MaxThreads: 10}))}
-	b, err := replica2.Get(ctx, key)
-	if err != nil || string(b) != `{"x":1}` {
-		t.Fatalf("second replica: %q %v", b, err)
+	got, err := replica2.Get(ctx, k)
+	if err != nil || got.MediaType != want.MediaType || !bytes.Equal(got.Bytes, want.Bytes) {
+		t.Fatalf("second replica: %+v %v", got, err)
 	}
-	if _, err := mem2.Get(ctx, key); err != nil {
+	if _, err := mem2.Get(ctx, k); err != nil {
 		t.Errorf("backend hit not cached in memory: %v", err)
 	}
+}
+
+func key(s string) store.Key {
+	return store.Key{Registry: "r", Repository: "app", Digest: v1.Hash{Algorithm: "sha256", Hex: s}}
 }

@@ -308,7 +308,7 @@ func (c *Client) Manifest(ctx context.Context, repo string, dgst v1.Hash, limit 
 		return nil, "", err
 	}
 	if int64(len(d.Manifest)) > limit {
-		return nil, "", fmt.Errorf("manifest %s is %d bytes, over the %d-byte limit", dgst, len(d.Manifest), limit)
+		return nil, "", fmt.Errorf("manifest %s is %d bytes, %w of %d bytes", dgst, len(d.Manifest), ErrTooLarge, limit)
 	}
 	return d.Manifest, d.MediaType, nil
 }
@@ -338,19 +338,9 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int6
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("blob %s is over the %d-byte limit", dgst, limit)
+		return nil, fmt.Errorf("blob %s is %w of %d bytes", dgst, ErrTooLarge, limit)
 	}
 	return b, nil
-}
-
-// StatusCode is the HTTP status of an upstream error, or 0 when err is not
-// an HTTP answer (network failure, timeout).
-func StatusCode(err error) int {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode
-	}
-	return 0
 }
 
 // RepoPath is repo as the upstream names it: Docker Hub's official images

@@ -183,7 +183,7 @@ func (r *Registry) Push(t testing.TB, repo, tag string, img any) v1.Hash {
 func (r *Registry) Head(t testing.TB, repo, ref string) string {
 	t.Helper()
 	d, err := r.Client(t).Head(context.Background(), repo, ref)
-	if upstream.StatusCode(err) == http.StatusNotFound {
+	if upstream.Status(err) == http.StatusNotFound {
 		return ""
 	}
 	if err != nil {
