@@ -41,7 +41,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestWrittenForm is the table of written forms (README "Synthesis", rule
+// TestWrittenForm is the table of written forms (docs/serving.md "Synthesis", rule
 // 4): every spelling of a platform normalizes to the one value written.
 func TestWrittenForm(t *testing.T) {
 	t.Parallel()
