@@ -243,30 +243,6 @@ func (c *Client) puller(ctx context.Context, repo string) (*remote.Puller, error
 	return remote.NewPuller(remote.WithTransport(t), remote.WithContext(ctx))
 }
 
-// Tags lists every tag of repo, following upstream pagination.
-func (c *Client) Tags(ctx context.Context, repo string) ([]string, error) {
-	p, err := c.puller(ctx, repo)
-	if err != nil {
-		return nil, err
-	}
-	return p.List(ctx, c.reg.Repo(repo))
-}
-
-// Catalog lists every repository, following upstream pagination.
-func (c *Client) Catalog(ctx context.Context) ([]string, error) {
-	t, err := c.Transport(ctx, "registry:catalog:*")
-	if err != nil {
-		return nil, err
-	}
-	// Registries cap catalog pages (distribution: 100 by default); ask
-	// for what they all serve and follow the pages.
-	p, err := remote.NewPuller(remote.WithTransport(t), remote.WithContext(ctx), remote.WithPageSize(100))
-	if err != nil {
-		return nil, err
-	}
-	return p.Catalog(ctx, c.reg)
-}
-
 func (c *Client) ref(repo, ref string) (name.Reference, error) {
 	if strings.Contains(ref, ":") {
 		return name.NewDigest(c.reg.Name()+"/"+repo+"@"+ref, name.Insecure)
