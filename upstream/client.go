@@ -37,7 +37,9 @@ type Options struct {
 	// helpers: authn.DefaultKeychain).
 	Keychain authn.Keychain
 	// Transport is the base transport. Default: a clone of
-	// http.DefaultTransport with bounded dial and header timeouts.
+	// http.DefaultTransport with bounded dial and header timeouts, guarded
+	// by the redirect policy (see guard.go). A Transport given here is used
+	// as is.
 	Transport http.RoundTripper
 	// Retry policy for GET and HEAD.
 	Retry Retry
@@ -75,6 +77,7 @@ const HeaderSynthesis = "Manifold-Synthesis"
 
 // Client talks to one upstream registry.
 type Client struct {
+	guard      *guard // nil with a caller's Options.Transport
 	reg        name.Registry
 	scheme     string
 	auth       authn.Authenticator
@@ -121,8 +124,12 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("upstream: set Auth or Keychain, not both")
 	}
 	base := o.Transport
+	var g *guard
 	if base == nil {
-		base = DefaultTransport(o.InsecureSkipVerify)
+		t := DefaultTransport(o.InsecureSkipVerify)
+		g = &guard{host: u.Host, scheme: u.Scheme, proxy: envProxy(u)}
+		t.DialContext = g.dialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second})
+		base = &guardTransport{inner: t, g: g}
 	}
 	ua := o.UserAgent
 	if ua == "" {
@@ -137,7 +144,7 @@ func New(o Options) (*Client, error) {
 	if o.TransportMaxAge <= 0 {
 		o.TransportMaxAge = 10 * time.Minute
 	}
-	c := &Client{reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
+	c := &Client{guard: g, reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
 	if c.auth == nil && c.keychain == nil {
 		c.auth = authn.Anonymous
 	}
