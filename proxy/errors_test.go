@@ -24,6 +24,8 @@ import (
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
+// TestBadInput (and TestL3_NamesOfThePathGrammar, its name rows): bad input
+// gets a clear OCI error and never reaches the upstream.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -36,6 +38,14 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/v2/UPPER/manifests/1", nil, 400, "NAME_INVALID"},
 		{"GET", "/v2/a..b/tags/list", nil, 400, "NAME_INVALID"},
 		{"GET", "/v2/" + strings.Repeat("a/", 130) + "x/manifests/1", nil, 400, "NAME_INVALID"},
+		// L3: names of the reference grammar that are no repository path:
+		// a domain with a port, an IPv6 literal, uppercase components.
+		{"GET", "/v2/registry.example:5000/app/manifests/1", nil, 400, "NAME_INVALID"},
+		{"POST", "/v2/localhost:5000/app/blobs/uploads/", nil, 400, "NAME_INVALID"},
+		{"GET", "/v2/[::1]/app/tags/list", nil, 400, "NAME_INVALID"},
+		{"GET", "/v2/Team/App/manifests/1", nil, 400, "NAME_INVALID"},
+		{"GET", "/v2/a/-b/manifests/1", nil, 400, "NAME_INVALID"},
+		{"GET", "/v2/a___b/manifests/1", nil, 400, "NAME_INVALID"},
 		{"GET", "/v2/app/manifests/-bad", nil, 400, "TAG_INVALID"},
 		{"GET", "/v2/app/manifests/" + strings.Repeat("t", 129), nil, 400, "TAG_INVALID"},
 		{"GET", "/v2/app/manifests/sha256:abc", nil, 400, "DIGEST_INVALID"},

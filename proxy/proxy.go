@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
-	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -172,8 +170,6 @@ func New(o Options) (*Proxy, error) {
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.router.ServeHTTP(w, r) }
 
-var nameRE = regexp.MustCompile(`^` + reference.NameRegexp.String() + `$`)
-
 // handler is a route's handler; it returns errors for the wrapper to
 // write and log.
 type handler func(w http.ResponseWriter, r *http.Request, t target) error
@@ -252,8 +248,8 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 
 // target maps a client repository name to an upstream.
 func (p *Proxy) target(name string) (target, error) {
-	if len(name) > 255 || !nameRE.MatchString(name) {
-		return target{}, apiErr(errcode.ErrorCodeNameInvalid, "invalid repository name %q", name)
+	if !validName(name) {
+		return target{}, apiErr(errcode.ErrorCodeNameInvalid, "invalid repository name %q: want lower-case path components of the distribution spec's grammar, at most 255 characters", name)
 	}
 	for _, u := range p.ups {
 		switch {
