@@ -33,7 +33,9 @@ func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{m.requests, m.duration, m.upstream, m.served}
 	for _, u := range ups {
-		labels := prometheus.Labels{"upstream": u.client.Host()}
+		// One registry may sit under several prefixes (say, with other
+		// credentials): the prefix tells their counters apart.
+		labels := prometheus.Labels{"upstream": u.client.Host(), "prefix": u.prefix}
 		counter := func(name, help string, v *atomic.Int64) {
 			cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
 				func() float64 { return float64(v.Load()) }))

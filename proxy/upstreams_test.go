@@ -75,3 +75,35 @@ func TestUpstreamPrefixes(t *testing.T) {
 		t.Errorf("upload Location on a prefixed upstream: %q", loc)
 	}
 }
+
+// TestL6_OneRegistryUnderTwoPrefixes: the same registry under two
+// prefixes passed validation, then crashed at start (a duplicate metrics
+// collector). It now serves under both.
+func TestL6_OneRegistryUnderTwoPrefixes(t *testing.T) {
+	t.Parallel()
+	reg, err := embedded.Start(context.Background(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	a, _ := upstream.New(upstream.Options{URL: reg.URL})
+	b, _ := upstream.New(upstream.Options{URL: reg.URL})
+	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Prefix: "one", Client: a}, {Prefix: "two", Client: b}}})
+	if err != nil {
+		t.Fatalf("one registry under two prefixes: %v", err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img := platformImage(t, "linux/amd64", false)
+	if err := remote.Write(ref(t, host, "one/app:1-linux-amd64"), img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Index(ref(t, host, "two/app:1")); err != nil {
+		t.Errorf("the same repository under the other prefix: %v", err)
+	}
+	resp, body := do(t, srv.URL, http.MethodGet, "/metrics")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `prefix="two"`) {
+		t.Errorf("metrics: %d", resp.StatusCode)
+	}
+}
