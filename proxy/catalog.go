@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
-	"time"
 
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -21,7 +19,7 @@ func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error 
 	var firstErr error
 	answered := false
 	for _, u := range p.ups {
-		repos, err := p.catalogOf(r.Context(), u)
+		repos, err := u.cache.Catalog(r.Context())
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -45,24 +43,4 @@ func (p *Proxy) catalog(w http.ResponseWriter, r *http.Request, _ target) error 
 		return firstErr
 	}
 	return writeJSON(w, r, map[string][]string{"repositories": paginate(w, "/v2/_catalog", list, n, last)})
-}
-
-// catalogOf lists u's repositories, at most once per cache TTL; concurrent
-// callers wait for the one crawl.
-func (p *Proxy) catalogOf(ctx context.Context, u *up) ([]string, error) {
-	u.catMu.Lock()
-	defer u.catMu.Unlock()
-	ttl := p.o.Cache.TTL
-	if ttl <= 0 {
-		ttl = 30 * time.Second
-	}
-	if u.catRepos != nil && time.Since(u.catAt) < ttl {
-		return u.catRepos, nil
-	}
-	repos, err := u.client.Catalog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u.catRepos, u.catAt = repos, time.Now()
-	return repos, nil
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -83,11 +82,6 @@ type up struct {
 	client   *upstream.Client
 	cache    *resolve.Cache
 	resolver *resolve.Resolver
-
-	// The catalog, kept for the cache TTL: listing it crawls every page.
-	catMu    sync.Mutex
-	catAt    time.Time
-	catRepos []string
 }
 
 // target is a request's repository, mapped to its upstream.

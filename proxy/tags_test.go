@@ -5,9 +5,13 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/resolve"
 )
 
 type tagList struct {
@@ -137,5 +141,49 @@ func TestCatalog(t *testing.T) {
 	}
 	if !slices.Equal(page.Repositories, []string{"a/one", "b/two"}) || !strings.Contains(resp.Header.Get("Link"), "last=b%2Ftwo") {
 		t.Errorf("catalog page %v, Link %q", page.Repositories, resp.Header.Get("Link"))
+	}
+}
+
+// TestL5_CatalogSharedAndStale: concurrent catalog requests queued behind
+// one mutex, each crawling again (the second waited 360 s), and a failing
+// upstream failed the catalog. Concurrent requests now share one crawl,
+// and the last good catalog is served while the upstream fails.
+func TestL5_CatalogSharedAndStale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *proxy.Options) {
+		o.Cache = resolve.CacheOptions{TTL: time.Millisecond, StaleIfError: time.Hour}
+	})
+	e.push("a/one:x", platformImage(t, "linux/amd64", false))
+	e.resetRequests()
+	e.delay.Store(int64(200 * time.Millisecond))
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if resp, body := e.do(http.MethodGet, "/v2/_catalog"); resp.StatusCode != 200 || !strings.Contains(string(body), "a/one") {
+				t.Errorf("catalog: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	e.delay.Store(0)
+	crawls := 0
+	for _, r := range e.upstreamRequests() {
+		if strings.HasSuffix(r, "/_catalog") {
+			crawls++
+		}
+	}
+	if crawls != 1 {
+		t.Errorf("10 concurrent catalog requests crawled %d times, want 1", crawls)
+	}
+	time.Sleep(5 * time.Millisecond) // past the TTL
+	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/_catalog") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	if resp, body := e.do(http.MethodGet, "/v2/_catalog"); resp.StatusCode != 200 || !strings.Contains(string(body), "a/one") {
+		t.Errorf("catalog with the upstream failing: %d %s", resp.StatusCode, body)
 	}
 }

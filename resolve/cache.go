@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,7 @@ type Cache struct {
 	digestHeads *memo[v1.Descriptor]
 	manifests   *memo[manifestBytes]
 	blobs       *memo[[]byte]
+	catalog     *memo[[]string]
 	Stats       CacheStats
 
 	mu   sync.Mutex
@@ -88,6 +90,7 @@ func NewCache(src Source, o CacheOptions) *Cache {
 	c.digestHeads = newMemo[v1.Descriptor](o, &c.Stats, true)
 	c.manifests = newMemo[manifestBytes](o, &c.Stats, false)
 	c.blobs = newMemo[[]byte](o, &c.Stats, false)
+	c.catalog = newMemo[[]string](o, &c.Stats, true)
 	return c
 }
 
@@ -113,6 +116,27 @@ func (c *Cache) Head(ctx context.Context, repo, ref string) (v1.Descriptor, erro
 	g := c.gen(repo)
 	return m.get(ctx, repo+"\x00"+ref, g, func() bool { return c.gen(repo) == g },
 		func(ctx context.Context) (v1.Descriptor, error) { return c.src.Head(ctx, repo, ref) })
+}
+
+// Cataloger is a Source that lists its repositories (upstream.Client).
+type Cataloger interface {
+	Catalog(ctx context.Context) ([]string, error)
+}
+
+// ErrNoCatalog is returned by Catalog when the source cannot list its
+// repositories.
+var ErrNoCatalog = errors.New("the source has no catalog")
+
+// Catalog lists the source's repositories with the TTL semantics of tag
+// lists: one crawl of every page per TTL shared by concurrent callers,
+// stale-while-revalidate, and the last good list when the source fails
+// (stale-if-error).
+func (c *Cache) Catalog(ctx context.Context) ([]string, error) {
+	cat, ok := c.src.(Cataloger)
+	if !ok {
+		return nil, ErrNoCatalog
+	}
+	return c.catalog.get(ctx, "catalog", 0, nil, cat.Catalog)
 }
 
 // Manifest implements Source.
