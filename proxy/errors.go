@@ -34,6 +34,10 @@ type upstreamError struct {
 func (e *upstreamError) Error() string { return fmt.Sprintf("upstream %d: %v", e.status, e.cause) }
 func (e *upstreamError) Unwrap() error { return e.cause }
 
+// defaultRetryAfter is the Retry-After (seconds) of a 429 or 5xx that has
+// none: clients back off instead of hammering a failing upstream.
+const defaultRetryAfter = "5"
+
 // writeError writes err as an OCI error envelope (distribution spec
 // "Error Codes"). Upstream answers keep their status and codes; network
 // failures are 502 UNAVAILABLE; a group with no usable member is 404
@@ -41,10 +45,8 @@ func (e *upstreamError) Unwrap() error { return e.cause }
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, errs := classify(err)
 	w.Header().Set("Content-Type", "application/json")
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || status == http.StatusBadGateway {
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "5")
-		}
+	if (status == http.StatusTooManyRequests || status >= 500) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", defaultRetryAfter)
 	}
 	body, _ := json.Marshal(map[string][]wireError{"errors": errs})
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -241,3 +241,49 @@ func putManifest(t *testing.T, url, mediaType string, body []byte) {
 		t.Fatalf("PUT %s: %d", url, resp.StatusCode)
 	}
 }
+
+// TestL7_UpstreamErrorsWithoutEnvelope: a bare 503 or a text/plain 404
+// from the upstream (a load balancer, a CDN) reached clients without OCI
+// error JSON or Retry-After. They now get both, with the status kept.
+func TestL7_UpstreamErrorsWithoutEnvelope(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case strings.Contains(r.URL.Path, "/blobs/"):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case strings.HasSuffix(r.URL.Path, "/manifests/1.0-linux-amd64"):
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("404 page not found\n"))
+		case strings.HasSuffix(r.URL.Path, "/manifests/real"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"upstream's own words"}]}`))
+		default:
+			return false
+		}
+		return true
+	})
+	for _, tc := range []struct {
+		path, code, message string
+		status              int
+		retryAfter          bool
+	}{
+		{"/v2/app/blobs/sha256:" + strings.Repeat("a", 64), "UNAVAILABLE", "upstream answered 503", 503, true},
+		{"/v2/app/manifests/1.0-linux-amd64", "MANIFEST_UNKNOWN", "upstream answered 404", 404, false},
+		{"/v2/app/manifests/real", "MANIFEST_UNKNOWN", "upstream's own words", 404, false},
+	} {
+		resp, body := e.do(http.MethodGet, tc.path)
+		var env struct {
+			Errors []struct{ Code, Message string }
+		}
+		if resp.StatusCode != tc.status || json.Unmarshal(body, &env) != nil || len(env.Errors) != 1 ||
+			env.Errors[0].Code != tc.code || env.Errors[0].Message != tc.message || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %q %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if got := resp.Header.Get("Retry-After") != ""; got != tc.retryAfter {
+			t.Errorf("%s: Retry-After %q", tc.path, resp.Header.Get("Retry-After"))
+		}
+	}
+}

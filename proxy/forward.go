@@ -68,6 +68,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 				return nil
 			}
 			p.rewriteHeaders(resp.Header, t)
+			if resp.StatusCode >= 400 {
+				ociEnvelope(resp)
+			}
 			if resp.StatusCode/100 == 2 && o.onSuccess != nil {
 				o.onSuccess()
 			}
@@ -183,6 +186,41 @@ func (f *redirectFollower) checkRedirect(_ *http.Request, via []*http.Request) e
 		return errors.New("too many redirects")
 	}
 	return nil
+}
+
+// maxErrorBody is the most of an upstream error body read to check it.
+const maxErrorBody = 64 << 10
+
+// ociEnvelope makes an upstream error answer one a registry client can
+// read: a body that is not an OCI error envelope (a bare 503, a text/plain
+// 404 from a load balancer) is replaced by one whose code follows the
+// status, and a 429 or 5xx without Retry-After gets one.
+func ociEnvelope(resp *http.Response) {
+	if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500) && resp.Header.Get("Retry-After") == "" {
+		resp.Header.Set("Retry-After", defaultRetryAfter)
+	}
+	if resp.Request.Method == http.MethodHead {
+		return
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var env struct {
+		Errors []wireError `json:"errors"`
+	}
+	if err == nil && json.Unmarshal(head, &env) == nil && len(env.Errors) > 0 && env.Errors[0].Code != "" {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		return
+	}
+	resp.Body.Close()
+	_, errs := fromTransport(&transport.Error{StatusCode: resp.StatusCode})
+	body, _ := json.Marshal(map[string][]wireError{"errors": errs})
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Type", "application/json")
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.Header.Del("Content-Encoding")
 }
 
 // refused rewrites an upstream 401 into a 403 naming the cause.
