@@ -59,6 +59,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 func classify(err error) (int, []wireError) {
 	var (
 		ue         *upstreamError
+		se         *statusError
 		te         *transport.Error
 		empty      *index.EmptyGroupError
 		incomplete *index.IncompleteError
@@ -68,6 +69,8 @@ func classify(err error) (int, []wireError) {
 	switch {
 	case errors.As(err, &ue):
 		return ue.status, ue.errs
+	case errors.As(err, &se):
+		return se.status, []wireError{{Code: se.code.String(), Message: se.message}}
 	case errors.As(err, &incomplete):
 		var missing []string
 		for _, p := range incomplete.Missing {
@@ -132,6 +135,16 @@ func exclusionDetail(xs []index.Exclusion) []map[string]string {
 	}
 	return out
 }
+
+// statusError is an OCI error with a status of its own (the errcode
+// registry fixes one status per code).
+type statusError struct {
+	status  int
+	code    errcode.ErrorCode
+	message string
+}
+
+func (e *statusError) Error() string { return e.message }
 
 // apiErr is an errcode error with a message, for handlers.
 func apiErr(code errcode.ErrorCode, format string, args ...any) error {

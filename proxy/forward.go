@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -88,29 +87,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 	return failed
 }
 
-// maxReplayBytes is the largest request body kept in memory so that it can
-// be sent again (manifests are capped at 4 MiB; small blob chunks too).
-const maxReplayBytes = 4 << 20
-
-// transport picks the upstream transport for r. A request with a body is
-// made replayable when it is small (the body is buffered: an expired token
-// is renewed on a 401 and the request resent), and otherwise gets a
-// transport whose token is at most a minute old, so that its one send is
-// not refused for an expired token.
+// transport picks the upstream transport for r. A request without a body,
+// or whose body the handler made replayable (a manifest, read whole for
+// its size check), may be resent after a token renewal: any transport does.
+// Any other body (blob chunks, monolithic uploads) is streamed, never
+// buffered, and sent once, so its transport has a token at most a minute
+// old: its one send is not refused for an expired token.
 func (p *Proxy) transport(r *http.Request, t target, scopes []string) (http.RoundTripper, error) {
-	switch {
-	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
-		return t.up.client.Transport(r.Context(), scopes...)
-	case r.ContentLength > 0 && r.ContentLength <= maxReplayBytes:
-		b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength+1))
-		if err != nil {
-			return nil, err
-		}
-		if int64(len(b)) != r.ContentLength {
-			return nil, errcode.ErrorCodeSizeInvalid.WithMessage("body does not match Content-Length")
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody || r.GetBody != nil {
 		return t.up.client.Transport(r.Context(), scopes...)
 	}
 	return t.up.client.FreshTransport(r.Context(), time.Minute, scopes...)

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -160,8 +163,10 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 	if _, _, err := parseReference(ref); err != nil {
 		return err
 	}
-	if r.ContentLength > p.o.MaxManifestBytes && r.Method == http.MethodPut {
-		return apiErr(errcode.ErrorCodeManifestInvalid, "manifest is %d bytes, over the %d-byte limit", r.ContentLength, p.o.MaxManifestBytes)
+	if r.Method == http.MethodPut {
+		if err := p.readManifest(r); err != nil {
+			return err
+		}
 	}
 	scope := "pull,push"
 	if r.Method == http.MethodDelete {
@@ -172,6 +177,36 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 		scopes:    []string{upstream.Scope(t.repo, scope)},
 		onSuccess: func() { t.up.cache.Invalidate(t.repo) },
 	})
+}
+
+// readManifest reads a pushed manifest whole, up to the manifest limit,
+// declared length or not (a chunked body is counted too), and makes the
+// request body replayable: a renewed token resends it. Over the limit it is
+// 413 (distribution spec "Pushing manifests": registries may refuse large
+// manifests with 413 Payload Too Large) and nothing reaches the upstream.
+func (p *Proxy) readManifest(r *http.Request) error {
+	limit := p.o.MaxManifestBytes
+	tooLarge := func(n int64) error {
+		return &statusError{status: http.StatusRequestEntityTooLarge, code: errcode.ErrorCodeManifestInvalid,
+			message: fmt.Sprintf("manifest is %d bytes or more, over the %d-byte limit", n, limit)}
+	}
+	if r.ContentLength > limit {
+		return tooLarge(r.ContentLength)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading the manifest: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return tooLarge(int64(len(b)))
+	}
+	if r.ContentLength >= 0 && int64(len(b)) != r.ContentLength {
+		return errcode.ErrorCodeSizeInvalid.WithMessage("body does not match Content-Length")
+	}
+	r.ContentLength = int64(len(b))
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return nil
 }
 
 // synthesisOff reports whether the client asked for upstream's own view

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -134,5 +135,39 @@ func TestDeleteThroughProxy(t *testing.T) {
 	}
 	if m, _ := idx.IndexManifest(); fmtPlatforms(m) != "linux/amd64/:" {
 		t.Errorf("after deleting arm64: %s", fmtPlatforms(m))
+	}
+}
+
+// TestL8_ManifestCapOnTheBytes: the manifest size cap checked only a
+// declared Content-Length: a chunked 10 MB PUT was streamed upstream. The
+// bytes are counted now; over the cap is 413 and the upstream sees nothing.
+func TestL8_ManifestCapOnTheBytes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *proxy.Options) { o.MaxManifestBytes = 1 << 20 })
+	e.resetRequests()
+	for name, length := range map[string]int64{"chunked": -1, "declared": 10 << 20} {
+		body := io.MultiReader(strings.NewReader(`{"schemaVersion":2,"x":"`), strings.NewReader(strings.Repeat("a", 10<<20)))
+		req, _ := http.NewRequest(http.MethodPut, e.proxy.URL+"/v2/app/manifests/big", body)
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "MANIFEST_INVALID") {
+			t.Errorf("%s 10 MB manifest: %d %s", name, resp.StatusCode, b)
+		}
+	}
+	for _, r := range e.upstreamRequests() {
+		if strings.Contains(r, "/manifests/") {
+			t.Errorf("an oversized manifest reached the upstream: %s", r)
+		}
+	}
+	// Under the cap, chunked or not, it still goes through.
+	img := platformImage(t, "linux/amd64", true)
+	if err := remote.Write(ref(t, e.host, "app:small"), img); err != nil {
+		t.Errorf("a normal push: %v", err)
 	}
 }
