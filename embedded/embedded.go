@@ -1,8 +1,12 @@
 // Package embedded runs distribution v3, the reference registry, inside the
 // manifold process as its default upstream: `proxy serve` with no upstream
 // configured is then a complete multi-platform registry on a fresh machine.
-// The registry listens on a loopback port of its own and the proxy talks to
-// it over HTTP like to any upstream, so there is one code path.
+// The proxy talks to it over HTTP like to any upstream, so there is one code
+// path. A private registry (Options.Private, what `proxy serve` starts)
+// listens on no address at all: its connections are made in memory through
+// Registry.Transport, so no other process can read it or push into
+// repositories the proxy's access rules reserve. Tests start it on a
+// loopback port instead, as the real upstream of a proxy process.
 package embedded
 
 import (
@@ -30,7 +34,11 @@ type Options struct {
 	// (tests).
 	Dir string
 	// Addr to listen on. Default 127.0.0.1:0 (a free loopback port).
+	// Ignored with Private.
 	Addr string
+	// Private listens on no address: only Registry.Transport reaches the
+	// registry, at http://embedded.invalid. Default false.
+	Private bool
 	// Verbose keeps distribution's own request logs (logrus, on stderr).
 	// Default false: they are discarded.
 	Verbose bool
@@ -44,8 +52,12 @@ type Options struct {
 
 // Registry is a running embedded registry.
 type Registry struct {
-	// URL is http://127.0.0.1:<port>.
+	// URL is http://127.0.0.1:<port>, or http://embedded.invalid when
+	// private.
 	URL string
+	// Transport reaches the registry: a plain transport on a loopback port,
+	// the only way in when private.
+	Transport http.RoundTripper
 	srv *http.Server
 	ln  net.Listener
 	app *handlers.App
@@ -89,12 +101,21 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 	if o.Wrap != nil {
 		h = o.Wrap(app)
 	}
-	ln, err := net.Listen("tcp", o.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("embedded registry: %w", err)
+	var ln net.Listener
+	var tr http.RoundTripper = http.DefaultTransport
+	if o.Private {
+		ml := newMemListener()
+		ln, tr = ml, ml.transport()
+	} else {
+		tcp, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded registry: %w", err)
+		}
+		ln = tcp
 	}
 	r := &Registry{
-		URL: "http://" + ln.Addr().String(),
+		URL:       "http://" + ln.Addr().String(),
+		Transport: tr,
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
 		ln:  ln,
 		app: app,

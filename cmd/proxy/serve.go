@@ -111,11 +111,12 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		return err
 	}
 	ups := cfg.Upstreams
+	var private http.RoundTripper // the embedded registry's only way in
 	if len(ups) == 0 {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
-		reg, err := embedded.Start(ctx, embedded.Options{Dir: cfg.DataDir, Verbose: cfg.Log.Level == "debug"})
+		reg, err := embedded.Start(ctx, embedded.Options{Dir: cfg.DataDir, Verbose: cfg.Log.Level == "debug", Private: true})
 		if err != nil {
 			return err
 		}
@@ -124,12 +125,20 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 			defer cancel()
 			_ = reg.Close(sctx)
 		}()
-		log.Info("embedded registry started", "url", reg.URL, "dataDir", cfg.DataDir)
+		log.Info("embedded registry started (reachable through the proxy only)", "dataDir", cfg.DataDir)
 		ups = []config.Upstream{{URL: reg.URL}}
+		private = reg.Transport
 	}
 	opts, err := proxyOptions(ctx, cfg, ups, access, log)
 	if err != nil {
 		return err
+	}
+	if private != nil {
+		c, err := upstream.New(upstream.Options{URL: ups[0].URL, Transport: private, UserAgent: "manifold/" + versionString()})
+		if err != nil {
+			return err
+		}
+		opts.Upstreams[0].Client = c
 	}
 	p, err := proxy.New(opts)
 	if err != nil {
