@@ -58,9 +58,9 @@ type Registry struct {
 	// Transport reaches the registry: a plain transport on a loopback port,
 	// the only way in when private.
 	Transport http.RoundTripper
-	srv *http.Server
-	ln  net.Listener
-	app *handlers.App
+	srv       *http.Server
+	ln        net.Listener
+	app       *handlers.App
 }
 
 // Start starts the registry and returns when it accepts connections.
@@ -116,9 +116,9 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 	r := &Registry{
 		URL:       "http://" + ln.Addr().String(),
 		Transport: tr,
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
-		ln:  ln,
-		app: app,
+		srv:       &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		ln:        ln,
+		app:       app,
 	}
 	go func() {
 		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
