@@ -26,6 +26,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/distribution/distribution/v3/registry/auth"
 	dauth "github.com/distribution/distribution/v3/registry/auth"
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
@@ -319,5 +320,45 @@ func TestRulesCannotBeBypassed(t *testing.T) {
 	req.SetBasicAuth("alice", "a")
 	if resp, _ := doReq(t, req); resp.StatusCode != http.StatusCreated {
 		t.Errorf("alice mount: %d", resp.StatusCode)
+	}
+}
+
+// TestL2_RulesOnTheCanonicalName: on a Docker Hub upstream, hub/nginx
+// bypassed a hub/library/* rule: rules matched the client's spelling, not
+// the repository. Rules (and policies) now match the canonical name.
+func TestL2_RulesOnTheCanonicalName(t *testing.T) {
+	t.Parallel()
+	reg, err := embedded.Start(context.Background(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	library := true
+	hub, _ := upstream.New(upstream.Options{URL: reg.URL, Library: &library})
+	htpasswd := regtest.Htpasswd(t, map[string]string{"alice": "a-secret", "bob": "b-secret"})
+	ctl, err := auth.GetAccessController("htpasswd", map[string]any{"realm": "test", "path": htpasswd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(proxy.Options{
+		Upstreams: []proxy.Upstream{{Prefix: "hub", Client: hub}},
+		Access:    &proxy.Access{Controller: ctl, Rules: []proxy.AccessRule{{Pattern: "hub/library/*", Read: []string{"alice"}, Write: []string{"alice"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	for _, name := range []string{"hub/nginx", "hub/library/nginx"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/"+name+"/tags/list", nil)
+		req.SetBasicAuth("bob", "b-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("bob reading %s: %d, want 403 (the hub/library/* rule)", name, resp.StatusCode)
+		}
 	}
 }

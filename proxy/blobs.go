@@ -94,7 +94,7 @@ func (p *Proxy) startUpload(w http.ResponseWriter, r *http.Request, t target) er
 			return err
 		}
 		src, err := p.target(from)
-		if err == nil && src.up == t.up && p.mayMountFrom(r, src.name) {
+		if err == nil && src.up == t.up && p.mayMountFrom(r, src.canonical()) {
 			q.Set("from", src.repo)
 			scopes = append(scopes, upstream.Scope(src.repo, "pull"))
 		} else {

@@ -93,6 +93,17 @@ type target struct {
 	repo string
 }
 
+// canonical is the repository's one name for rules and policies: the
+// upstream's path under the prefix. Clients may spell one repository in
+// several ways (on Docker Hub, hub/nginx is hub/library/nginx); every
+// spelling must meet the same access rule and policy.
+func (t target) canonical() string {
+	if t.up == nil || t.up.prefix == "" {
+		return t.repo
+	}
+	return t.up.prefix + "/" + t.repo
+}
+
 // key names a synthesized index in the store: upstream, repository, digest.
 func (t target) key(d v1.Hash) store.Key {
 	return store.Key{Registry: t.up.client.Host(), Repository: t.repo, Digest: d}
@@ -216,7 +227,7 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 		}
 		if err == nil && route != "unknown" {
 			var user string
-			user, err = p.authorize(rec, r, t.name)
+			user, err = p.authorize(rec, r, t.canonical())
 			r = r.WithContext(withUser(r.Context(), user))
 		}
 		if err == nil {
@@ -256,8 +267,9 @@ func (p *Proxy) target(name string) (target, error) {
 	return target{}, apiErr(errcode.ErrorCodeNameUnknown, "repository %q matches no upstream prefix", name)
 }
 
-// rule is the bare-tag rule of the repository as the client names it.
-func (p *Proxy) rule(t target) index.Rule { return p.o.Policies.Match(t.name) }
+// rule is the bare-tag rule of the repository, matched on its canonical
+// name.
+func (p *Proxy) rule(t target) index.Rule { return p.o.Policies.Match(t.canonical()) }
 
 func (p *Proxy) policy(t target) index.Policy { return p.rule(t).Policy }
 

@@ -50,6 +50,12 @@ type Options struct {
 	// TransportMaxAge is how long an authenticated transport (its token and
 	// resolved credentials) is reused. Default 10m.
 	TransportMaxAge time.Duration
+	// Library applies Docker Hub's naming rule: a one-component repository
+	// name is library/<name> there (nginx is library/nginx). Default: on
+	// for Docker Hub's hosts (docker.io, index.docker.io,
+	// registry-1.docker.io), off elsewhere; set it for a registry that
+	// mirrors Docker Hub.
+	Library *bool
 }
 
 // PasswordFile is a username whose password is read from path each time
@@ -86,6 +92,7 @@ type Client struct {
 	transports *lru.Cache[string, cachedTransport]
 	maxAge     time.Duration
 	sf         singleflight.Group
+	library    bool
 }
 
 // DefaultTransport is the base transport used when Options.Transport is nil.
@@ -147,6 +154,13 @@ func New(o Options) (*Client, error) {
 	c := &Client{guard: g, reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
 	if c.auth == nil && c.keychain == nil {
 		c.auth = authn.Anonymous
+	}
+	switch c.reg.RegistryStr() {
+	case "index.docker.io", "registry-1.docker.io", "docker.io":
+		c.library = true
+	}
+	if o.Library != nil {
+		c.library = *o.Library
 	}
 	return c, nil
 }
@@ -326,14 +340,11 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int6
 	return b, nil
 }
 
-// RepoPath is repo as the upstream names it: Docker Hub's official images
-// live under library/.
+// RepoPath is repo as the upstream names it: with the Library rule
+// (Docker Hub), official images live under library/.
 func (c *Client) RepoPath(repo string) string {
-	switch c.reg.RegistryStr() {
-	case "index.docker.io", "registry-1.docker.io", "docker.io":
-		if !strings.Contains(repo, "/") {
-			return "library/" + repo
-		}
+	if c.library && !strings.Contains(repo, "/") {
+		return "library/" + repo
 	}
 	return repo
 }
