@@ -25,6 +25,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // storage driver
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // storage driver
+	"github.com/manifold-proxy/manifold/upstream"
 	"github.com/sirupsen/logrus"
 )
 
@@ -68,10 +69,13 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}
+	// distribution logs through logrus' standard logger and offers no
+	// per-app logger from outside its internal packages.
 	if !o.Verbose {
-		// distribution logs through logrus' standard logger and offers no
-		// per-app logger from outside its internal packages.
 		logrus.SetOutput(io.Discard)
+	} else if _, ok := logrus.StandardLogger().Formatter.(redacting); !ok {
+		// Its request logs carry upload URLs with their _state tokens.
+		logrus.SetFormatter(redacting{logrus.StandardLogger().Formatter})
 	}
 	cfg := &configuration.Configuration{}
 	cfg.Log.Level = "error"
@@ -143,4 +147,12 @@ func (r *Registry) Close(ctx context.Context) error {
 	}
 	_ = r.app.Shutdown()
 	return err
+}
+
+// redacting formats distribution's log entries through upstream.Redact.
+type redacting struct{ inner logrus.Formatter }
+
+func (f redacting) Format(e *logrus.Entry) ([]byte, error) {
+	b, err := f.inner.Format(e)
+	return []byte(upstream.Redact(string(b))), err
 }

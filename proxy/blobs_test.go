@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -198,5 +199,33 @@ func TestRedirects(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != storage.URL+"/data" {
 		t.Errorf("followRedirects false: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestL4_NoSignaturesInErrors: a presigned redirect URL that fails reached
+// the ERROR log and the client's error body with its signature. Both carry
+// the URL without its query now.
+func TestL4_NoSignaturesInErrors(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			// Port 1 on loopback: nothing listens, the follow fails.
+			http.Redirect(w, r, "http://127.0.0.1:1/data?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIAEXAMPLE", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer up.Close()
+	var logs bytes.Buffer
+	c, _ := upstream.New(upstream.Options{URL: up.URL})
+	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	resp, body := do(t, srv.URL, http.MethodGet, "/v2/app/blobs/sha256:"+strings.Repeat("c", 64))
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	for what, text := range map[string]string{"error body": string(body), "log": logs.String()} {
+		if strings.Contains(text, "deadbeef") || strings.Contains(text, "AKIAEXAMPLE") {
+			t.Errorf("the %s carries the signature: %s", what, text)
+		}
 	}
 }

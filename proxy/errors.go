@@ -13,6 +13,7 @@ import (
 
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // wireError is one entry of the OCI error envelope. Upstream codes are
@@ -44,6 +45,10 @@ const defaultRetryAfter = "5"
 // MANIFEST_UNKNOWN naming the excluded tags.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, errs := classify(err)
+	for i := range errs {
+		// Upstream URLs in messages may carry signatures or state tokens.
+		errs[i].Message = upstream.Redact(errs[i].Message)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if (status == http.StatusTooManyRequests || status >= 500) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", defaultRetryAfter)

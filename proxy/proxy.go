@@ -241,7 +241,7 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 		p.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "bytes", rec.bytes, "duration", d}
 		if err != nil {
-			attrs = append(attrs, "error", err.Error())
+			attrs = append(attrs, "error", upstream.Redact(err.Error()))
 		}
 		level := slog.LevelInfo
 		if rec.status >= 500 {
@@ -280,7 +280,7 @@ func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	for _, u := range p.ups {
 		if err := u.client.Ping(ctx); err != nil {
-			http.Error(w, fmt.Sprintf("upstream %s: %v", u.client.Host(), err), http.StatusServiceUnavailable)
+			http.Error(w, fmt.Sprintf("upstream %s: %s", u.client.Host(), upstream.Redact(err.Error())), http.StatusServiceUnavailable)
 			return
 		}
 	}

@@ -414,7 +414,7 @@ func (r *Resolver) member(ctx context.Context, repo string, s index.Suffix, bare
 		d, err = r.src.Head(ctx, repo, s.Tag)
 		if err != nil {
 			if upstream.IsDefinitive(err) {
-				m.Problem = fmt.Sprintf("tag cannot be resolved: %v", err)
+				m.Problem = "tag cannot be resolved: " + upstream.Redact(err.Error())
 				return m, nil
 			}
 			return m, fmt.Errorf("resolving %s:%s: %w", repo, s.Tag, err)
@@ -486,7 +486,7 @@ func (r *Resolver) image(ctx context.Context, repo string, d v1.Descriptor, f *m
 	b, err := r.src.Blob(ctx, repo, f.config.Digest, r.o.MaxManifestBytes)
 	if err != nil {
 		if upstream.IsDefinitive(err) {
-			img.Problem = fmt.Sprintf("config %s cannot be read: %v", f.config.Digest, err)
+			img.Problem = fmt.Sprintf("config %s cannot be read: %s", f.config.Digest, upstream.Redact(err.Error()))
 			return img, nil
 		}
 		return img, fmt.Errorf("reading config %s of %s: %w", f.config.Digest, repo, err)
@@ -509,7 +509,7 @@ func (r *Resolver) manifest(ctx context.Context, repo string, d v1.Descriptor) (
 	b, mt, err := r.src.Manifest(ctx, repo, d.Digest, r.o.MaxManifestBytes)
 	if err != nil {
 		if upstream.IsDefinitive(err) {
-			return nil, fmt.Sprintf("manifest %s cannot be read: %v", d.Digest, err), nil
+			return nil, fmt.Sprintf("manifest %s cannot be read: %s", d.Digest, upstream.Redact(err.Error())), nil
 		}
 		return nil, "", fmt.Errorf("reading manifest %s of %s: %w", d.Digest, repo, err)
 	}

@@ -21,7 +21,7 @@ var allowed = map[string][]string{
 	"index":               {"platform"},
 	"store":               {"internal/lru"},
 	"upstream":            {},
-	"embedded":            {},
+	"embedded":            {"upstream"},
 	"resolve":             {"index", "internal/lru", "platform", "store", "upstream"},
 	"proxy":               {"index", "platform", "resolve", "store", "upstream"},
 	"build":               {"index", "platform", "resolve", "upstream"},
