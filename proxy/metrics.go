@@ -45,6 +45,8 @@ func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
 		counter("manifold_cache_stale_total", "Stale answers served while revalidating.", &u.cache.Stats.Stale)
 		counter("manifold_cache_stale_if_error_total", "Stale answers served because upstream failed.", &u.cache.Stats.StaleIfError)
 		counter("manifold_upstream_fetches_total", "Upstream fetches made by the resolver cache.", &u.cache.Stats.Fetches)
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "manifold_upstream_in_flight", Help: "Requests open on the upstream (bounded by its in-flight limit).", ConstLabels: labels},
+			func() float64 { return float64(u.client.InFlight()) }))
 		counter("manifold_syntheses_total", "Index syntheses.", &u.resolver.Stats.Syntheses)
 		counter("manifold_members_excluded_total", "Members excluded from synthesized indexes (platform mismatch, unreadable...).", &u.resolver.Stats.Excluded)
 		counter("manifold_members_duplicate_total", "Duplicate members dropped by the duplicate rule.", &u.resolver.Stats.Duplicates)

@@ -12,8 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/manifold-proxy/manifold/internal/flight"
 	"github.com/manifold-proxy/manifold/upstream"
-	"golang.org/x/sync/singleflight"
 )
 
 // CacheOptions configure NewCache.
@@ -30,7 +30,7 @@ type CacheOptions struct {
 	// Entries bounds each of the caches. Default 10000.
 	Entries int
 	// FetchTimeout bounds one upstream fetch shared by concurrent callers.
-	// Default 60s.
+	// Default upstream.DefaultTimeout.
 	FetchTimeout time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
@@ -77,7 +77,7 @@ func NewCache(src Source, o CacheOptions) *Cache {
 		o.Entries = 10000
 	}
 	if o.FetchTimeout <= 0 {
-		o.FetchTimeout = 60 * time.Second
+		o.FetchTimeout = upstream.DefaultTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -179,7 +179,7 @@ type entry[V any] struct {
 type memo[V any] struct {
 	lru   *lru.Cache[string, *entry[V]]
 	o     CacheOptions
-	sf    singleflight.Group
+	sf    flight.Group[V]
 	stats *CacheStats
 	// keep stores answers for the TTL; without it the memo only shares
 	// concurrent fetches.
@@ -210,6 +210,8 @@ func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func(
 		}
 		if age < m.o.TTL+m.o.StaleWhileRevalidate {
 			m.stats.Stale.Add(1)
+			// In the background: a waiter that never leaves, so the
+			// refresh completes (bounded by FetchTimeout).
 			go m.refresh(context.WithoutCancel(ctx), key, gen, current, fetch) //nolint:errcheck // background refresh
 			return e.v, e.err
 		}
@@ -223,13 +225,13 @@ func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func(
 	return v, err
 }
 
-// refresh fetches key once for all concurrent callers. The fetch runs on a
-// context detached from any one caller (a client hanging up must not fail
-// the others), bounded by FetchTimeout; each caller still stops waiting
-// when its own context ends.
+// refresh fetches key once for all concurrent callers (internal/flight):
+// the fetch runs detached from any one caller (a client hanging up must not
+// fail the others), bounded by FetchTimeout, and is cancelled when every
+// caller waiting for it has gone.
 func (m *memo[V]) refresh(ctx context.Context, key string, gen uint64, current func() bool, fetch func(context.Context) (V, error)) (V, error) {
-	ch := m.sf.DoChan(key+"\x00"+strconv.FormatUint(gen, 10), func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.FetchTimeout)
+	return m.sf.Do(ctx, key+"\x00"+strconv.FormatUint(gen, 10), func(ctx context.Context) (V, error) {
+		fctx, cancel := context.WithTimeout(ctx, m.o.FetchTimeout)
 		defer cancel()
 		m.stats.Fetches.Add(1)
 		v, err := fetch(fctx)
@@ -238,12 +240,4 @@ func (m *memo[V]) refresh(ctx context.Context, key string, gen uint64, current f
 		}
 		return v, err
 	})
-	select {
-	case r := <-ch:
-		v, _ := r.Val.(V)
-		return v, r.Err
-	case <-ctx.Done():
-		var zero V
-		return zero, ctx.Err()
-	}
 }

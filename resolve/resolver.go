@@ -13,9 +13,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/flight"
 	"github.com/manifold-proxy/manifold/internal/lru"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/store"
@@ -68,7 +68,8 @@ type Stats struct {
 type Resolver struct {
 	src   Source
 	o     Options
-	sf    singleflight.Group
+	sf    flight.Group[*Group]
+	finds flight.Group[map[v1.Hash]string]
 	facts *lru.Sized[v1.Hash, *manifestFacts]
 	cfgs  *lru.Sized[v1.Hash, *index.Config]
 	found *findMemo
@@ -202,19 +203,11 @@ func (r *Resolver) Members(ctx context.Context, repo, base string, rule index.Ru
 	})
 }
 
-// shared runs one resolution per key for all concurrent callers. It runs
-// detached from any one caller (the first one hanging up must not fail the
-// others), and each caller stops waiting when its own context ends.
+// shared runs one resolution per key for all concurrent callers
+// (internal/flight): detached from any one caller (the first one hanging up
+// must not fail the others), cancelled when every caller has gone.
 func (r *Resolver) shared(ctx context.Context, kind, repo, base string, rule index.Rule, f func(context.Context) (*Group, error)) (*Group, error) {
-	key := kind + "\x00" + repo + "\x00" + base + "\x00" + ruleKey(rule)
-	ch := r.sf.DoChan(key, func() (any, error) { return f(context.WithoutCancel(ctx)) })
-	select {
-	case res := <-ch:
-		g, _ := res.Val.(*Group)
-		return g, res.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return r.sf.Do(ctx, kind+"\x00"+repo+"\x00"+base+"\x00"+ruleKey(rule), f)
 }
 
 func ruleKey(rule index.Rule) string {
@@ -353,13 +346,12 @@ func (r *Resolver) FindIndex(ctx context.Context, repo string, rule index.Rule, 
 	fp := fingerprint(tags, rule)
 	search, ok := r.found.get(repo, fp)
 	if !ok {
-		v, err, _ := r.sf.Do("find\x00"+repo+"\x00"+fp, func() (any, error) {
-			return r.searchAll(context.WithoutCancel(ctx), repo, tags, rule, fp)
+		search, err = r.finds.Do(ctx, repo+"\x00"+fp, func(ctx context.Context) (map[v1.Hash]string, error) {
+			return r.searchAll(ctx, repo, tags, rule, fp)
 		})
 		if err != nil {
 			return nil, err
 		}
-		search = v.(map[v1.Hash]string)
 	}
 	base, ok := search[dgst]
 	if !ok {

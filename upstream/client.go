@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
+	"github.com/manifold-proxy/manifold/internal/flight"
 )
 
 // Options configure a Client.
@@ -47,6 +47,10 @@ type Options struct {
 	UserAgent string
 	// Header is added to every request (e.g. HeaderSynthesis). Default none.
 	Header http.Header
+	// MaxInFlight bounds the requests open on the upstream at once (a
+	// streamed blob holds one until it is read); more wait for a slot.
+	// Default DefaultMaxInFlight.
+	MaxInFlight int
 	// TransportMaxAge is how long an authenticated transport (its token and
 	// resolved credentials) is reused. Default 10m.
 	TransportMaxAge time.Duration
@@ -84,6 +88,7 @@ const HeaderSynthesis = "Manifold-Synthesis"
 // Client talks to one upstream registry.
 type Client struct {
 	guard      *guard // nil with a caller's Options.Transport
+	limit      *limitTransport
 	reg        name.Registry
 	scheme     string
 	auth       authn.Authenticator
@@ -91,7 +96,7 @@ type Client struct {
 	base       http.RoundTripper
 	transports *lru.Cache[string, cachedTransport]
 	maxAge     time.Duration
-	sf         singleflight.Group
+	sf         flight.Group[http.RoundTripper]
 	library    bool
 }
 
@@ -99,7 +104,9 @@ type Client struct {
 func DefaultTransport(insecureSkipVerify bool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.ResponseHeaderTimeout = 60 * time.Second
+	// A backstop for requests with a body (uploads), whose headers come
+	// once the body is sent; GET and HEAD are bound by Retry.Timeout.
+	t.ResponseHeaderTimeout = DefaultTimeout
 	t.MaxIdleConnsPerHost = 64
 	// Registries send compressed layers; never ask for transport gzip, so
 	// Content-Length and digests stay those of the stored bytes.
@@ -142,7 +149,11 @@ func New(o Options) (*Client, error) {
 	if ua == "" {
 		ua = "manifold"
 	}
-	base = &retryTransport{inner: base, r: o.Retry.withDefaults()}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	limit := &limitTransport{inner: base, slots: make(chan struct{}, o.MaxInFlight)}
+	base = &retryTransport{inner: limit, r: o.Retry.withDefaults()}
 	if len(o.Header) > 0 {
 		base = &headerTransport{inner: base, h: o.Header}
 	}
@@ -151,7 +162,7 @@ func New(o Options) (*Client, error) {
 	if o.TransportMaxAge <= 0 {
 		o.TransportMaxAge = 10 * time.Minute
 	}
-	c := &Client{guard: g, reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
+	c := &Client{guard: g, limit: limit, reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
 	if c.auth == nil && c.keychain == nil {
 		c.auth = authn.Anonymous
 	}
@@ -164,6 +175,9 @@ func New(o Options) (*Client, error) {
 	}
 	return c, nil
 }
+
+// InFlight is the number of requests open on the upstream.
+func (c *Client) InFlight() int { return c.limit.InFlight() }
 
 // Registry is the upstream registry's name.
 func (c *Client) Registry() name.Registry { return c.reg }
@@ -217,9 +231,10 @@ func (c *Client) FreshTransport(ctx context.Context, maxAge time.Duration, scope
 	if t, ok := fresh(); ok {
 		return t, nil
 	}
-	// One token exchange per scope at a time, detached from the first
-	// caller: its hanging up must not fail the others.
-	ch := c.sf.DoChan(key+"\x00"+maxAge.String(), func() (any, error) {
+	// One token exchange per scope at a time (internal/flight), detached
+	// from the first caller — its hanging up must not fail the others — and
+	// cancelled when every caller has gone.
+	return c.sf.Do(ctx, key+"\x00"+maxAge.String(), func(ctx context.Context) (http.RoundTripper, error) {
 		if t, ok := fresh(); ok {
 			return t, nil
 		}
@@ -231,7 +246,7 @@ func (c *Client) FreshTransport(ctx context.Context, maxAge time.Duration, scope
 			}
 			auth = a
 		}
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		tctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 		t, err := transport.NewWithContext(tctx, c.reg, auth, c.base, scopes)
 		if err != nil {
@@ -240,15 +255,6 @@ func (c *Client) FreshTransport(ctx context.Context, maxAge time.Duration, scope
 		c.transports.Add(key, cachedTransport{rt: t, created: time.Now()})
 		return t, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(http.RoundTripper), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 type cachedTransport struct {

@@ -101,8 +101,8 @@ func (g *guard) hostPort() string {
 	return net.JoinHostPort(g.host, "80")
 }
 
-// guardTransport refuses plain-HTTP requests to other hosts when the
-// upstream is HTTPS.
+// guardTransport refuses plain-HTTP requests when the upstream is HTTPS,
+// and HTTPS to an upstream configured as plain HTTP.
 type guardTransport struct {
 	inner http.RoundTripper
 	g     *guard
@@ -111,6 +111,13 @@ type guardTransport struct {
 func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.g.scheme == "https" && req.URL.Scheme != "https" {
 		return nil, fmt.Errorf("request to %s leaves HTTPS: %w", req.URL.Redacted(), ErrRedirectRefused)
+	}
+	if t.g.scheme == "http" && req.URL.Scheme == "https" && req.URL.Host == t.g.host {
+		// go-containerregistry's ping tries HTTPS first even for a
+		// registry configured as http://: answer at once rather than
+		// shake hands with a plain-HTTP port (which a hanging upstream
+		// would hold for the whole TLS handshake timeout).
+		return nil, fmt.Errorf("%s is configured as http://", t.g.host)
 	}
 	return t.inner.RoundTrip(req)
 }

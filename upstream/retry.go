@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,7 +21,15 @@ type Retry struct {
 	// MaxWait caps a Retry-After wait; longer waits are not retried.
 	// Default 5s.
 	MaxWait time.Duration
+	// Timeout bounds the wait for an answer to a GET or HEAD — the
+	// response headers, over every attempt and the waits between them —
+	// so a hanging upstream is an error after Timeout, never a hang (a body
+	// being streamed is not cut). Default DefaultTimeout.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Retry.Timeout's default: 30 s.
+const DefaultTimeout = 30 * time.Second
 
 func (r Retry) withDefaults() Retry {
 	if r.Attempts <= 0 {
@@ -30,6 +40,9 @@ func (r Retry) withDefaults() Retry {
 	}
 	if r.MaxWait <= 0 {
 		r.MaxWait = 5 * time.Second
+	}
+	if r.Timeout <= 0 {
+		r.Timeout = DefaultTimeout
 	}
 	return r
 }
@@ -65,9 +78,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.inner.RoundTrip(req)
 	}
 	wait := t.r.Backoff
+	deadline := time.Now().Add(t.r.Timeout)
 	for attempt := 1; ; attempt++ {
-		resp, err := t.inner.RoundTrip(req)
-		if attempt >= t.r.Attempts || req.Context().Err() != nil {
+		resp, err := t.attempt(req, time.Until(deadline))
+		if attempt >= t.r.Attempts || req.Context().Err() != nil || time.Now().Add(wait).After(deadline) {
 			return resp, err
 		}
 		switch {
@@ -77,7 +91,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		case retryable(resp.StatusCode):
 			if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
-				if d > t.r.MaxWait {
+				if d > t.r.MaxWait || time.Now().Add(d).After(deadline) {
 					return resp, nil
 				}
 				wait = max(wait, d)
@@ -95,6 +109,54 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		wait *= 2
 	}
+}
+
+// attempt sends req once and waits at most limit for the response headers.
+// The body, once there, is not bound by limit.
+func (t *retryTransport) attempt(req *http.Request, limit time.Duration) (*http.Response, error) {
+	if limit <= 0 {
+		return nil, &TimeoutError{After: t.r.Timeout}
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	timer := time.AfterFunc(limit, cancel)
+	resp, err := t.inner.RoundTrip(req.WithContext(ctx))
+	if !timer.Stop() && req.Context().Err() == nil {
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, &TimeoutError{After: t.r.Timeout}
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// TimeoutError is an upstream that gave no answer within Retry.Timeout.
+type TimeoutError struct{ After time.Duration }
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("no answer from the upstream within %s", e.After)
+}
+
+// Timeout marks it as a timeout (net.Error).
+func (e *TimeoutError) Timeout() bool { return true }
+
+// Temporary is part of net.Error.
+func (e *TimeoutError) Temporary() bool { return true }
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // transient reports whether a network error may go away on its own:
