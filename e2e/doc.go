@@ -33,10 +33,13 @@
 //     and platform) and the content of the baked-in file; a spelling the
 //     client's own matcher cannot find in the bytes (crane and oras match a
 //     requested variant exactly) must fail with the client's "no match"
-//     error; TestConformance
-//     runs the OCI distribution-spec conformance suite against the upstream
-//     alone and through the proxy and requires the proxy to pass everything
-//     the upstream passes.
+//     error; TestConformance runs the OCI distribution-spec conformance
+//     suite against the upstream alone and through the proxy and requires
+//     the proxy to pass everything the upstream passes;
+//   - TestQuickstart runs the README's quickstart block as written, with
+//     bash -e, in a fresh copy of the repository (its own proxy on
+//     127.0.0.1:5000, crane, and docker against a private dockerd), and
+//     checks what its commands printed.
 //
 // Daemons (dockerd, containerd) are started privately with their own
 // directories and sockets, and every process the suite starts is stopped by

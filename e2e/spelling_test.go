@@ -153,10 +153,5 @@ func checkNoMatch(t *testing.T, r request, c command, noMatch string) {
 		t.Errorf("%s: want it to fail with %q (no entry for %s), got: %v", c, noMatch, r.s, err)
 		return
 	}
-	t.Logf("%s: no match, as its matcher does: %s", r.s, lastLine(err.Error()))
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	return s[strings.LastIndex(s, "\n")+1:]
+	t.Logf("%s: no match, as its matcher does: %s", r.s, lastLines(err.Error(), 1))
 }
