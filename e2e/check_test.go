@@ -208,6 +208,13 @@ func checkFetchedOnly(t *testing.T, m *member, what string, got map[string]bool)
 	if !got[m.digest.String()] {
 		t.Errorf("%s: the proxy did not serve %s's manifest %s; it served %v", what, m.arg(), m.digest, keys(got))
 	}
+	checkFetchedNoOther(t, m, what, got)
+}
+
+// checkFetchedNoOther checks that, of the group's members, the client
+// fetched no other manifest than m's.
+func checkFetchedNoOther(t *testing.T, m *member, what string, got map[string]bool) {
+	t.Helper()
 	for _, o := range m.group.members {
 		if o != m && got[o.digest.String()] {
 			t.Errorf("%s: asked for %s, but fetched %s's manifest %s too", what, m.arg(), o.arg(), o.digest)

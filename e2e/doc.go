@@ -19,16 +19,27 @@
 //     platforms and windows/amd64, a one-layer image whose layer holds a
 //     file /platform naming its platform (Files/platform in Windows layer
 //     layout), pushed as <base>-<os>-<arch>[-<variant>] tags — once with
-//     Docker media types (→ a Docker manifest list) and once with OCI media
-//     types (→ an OCI index) — plus a real upstream index and plain tags
-//     that must pass through byte-identical;
+//     Docker media types (→ a Docker manifest list; arm64 tagged
+//     1.4-linux-arm64) and once with OCI media types (→ an OCI index; arm64
+//     tagged 1.4-oci-linux-arm64-v8) — plus two real upstream indexes (one
+//     whose arm64 entry says variant v8, one whose arm64 entry has none)
+//     and plain tags that must pass through byte-identical;
 //   - one test per client (TestDocker, TestContainerd, TestPodman,
 //     TestSkopeo, TestCrane, TestRegctl, TestOras) asks for every platform
-//     through the proxy and checks the manifest digest, the config (digest
-//     and platform) and the content of the baked-in file; TestConformance
-//     runs the OCI distribution-spec conformance suite against the upstream
-//     alone and through the proxy and requires the proxy to pass everything
-//     the upstream passes.
+//     through the proxy, under every spelling a user types for it
+//     (linux/arm64 and linux/arm64/v8, linux/arm and linux/arm/v7,
+//     linux/amd64 and linux/amd64/v1: the spelling matrix,
+//     spelling_test.go), and checks the manifest digest, the config (digest
+//     and platform) and the content of the baked-in file; a spelling the
+//     client's own matcher cannot find in the bytes (crane and oras match a
+//     requested variant exactly) must fail with the client's "no match"
+//     error; TestConformance runs the OCI distribution-spec conformance
+//     suite against the upstream alone and through the proxy and requires
+//     the proxy to pass everything the upstream passes;
+//   - TestQuickstart runs the README's quickstart block as written, with
+//     bash -e, in a fresh copy of the repository (its own proxy on
+//     127.0.0.1:5000, crane, and docker against a private dockerd), and
+//     checks what its commands printed.
 //
 // Daemons (dockerd, containerd) are started privately with their own
 // directories and sockets, and every process the suite starts is stopped by

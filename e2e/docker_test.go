@@ -28,11 +28,15 @@ var dockerdAccept = []string{
 const windowsRefused = `image operating system "windows" cannot be used on this platform`
 
 // TestDocker drives a private dockerd (Debian's docker.io, vfs storage, no
-// networking) through the proxy. For every platform of both groups:
+// networking) through the proxy. For every request of the spelling matrix
+// (dockerd normalizes platforms as containerd does: every spelling finds
+// its image, also in the real index without arm64's variant):
 // `docker pull --platform` by tag, then the image ID (the config digest),
 // its os/arch/variant from `docker image inspect`, the manifest digest
 // dockerd fetched (from the proxy's request log: dockerd does not report
-// it), and /platform read with `docker create` + `docker cp`. A
+// it; a member dockerd pulled before is not fetched again, and its image
+// ID alone pins it), and /platform read with `docker create` + `docker
+// cp`. A
 // windows/amd64 pull is refused by dockerd on Linux after it resolved the
 // windows manifest; the test asserts exactly that. Then pulls by the
 // digest a HEAD on proxy A returned, from a fresh proxy B, and the CLI's
@@ -46,19 +50,29 @@ func TestDocker(t *testing.T) {
 	repo := repoFor("docker")
 	t.Logf("docker CLI %s, dockerd %s", dockerVersion(dk.cli), strings.TrimSpace(string(run(t, dk.command("version", "--format", "{{.Server.Version}}")))))
 
-	for _, g := range s.fx.groups {
-		ref := s.proxy.host + "/" + repo + ":" + g.base
-		for _, m := range g.members {
-			t.Run(g.name+"/"+m.slug(), func(t *testing.T) {
-				mark := len(s.proxy.requests())
-				if m.windows() {
-					dockerRefusesWindows(t, dk, m, ref)
-				} else {
-					dockerPullAndCheck(t, dk, m, ref, ref)
-				}
-				checkFetchedOnly(t, m, "dockerd", waitFetched(s.proxy, repo, mark, m))
-			})
-		}
+	pulled := map[*member]bool{}
+	for _, r := range s.fx.matrix(normalizing) {
+		t.Run(r.name, func(t *testing.T) {
+			ref, p, m := s.proxy.host+"/"+repo+":"+r.tag, r.s.String(), r.m
+			mark := len(s.proxy.requests())
+			if m.windows() {
+				dockerRefusesWindows(t, dk, m, p, ref)
+			} else {
+				dockerPullAndCheck(t, dk, m, p, ref, ref)
+			}
+			what := "dockerd --platform " + p
+			if pulled[m] {
+				// dockerd keeps the manifests it pulled (in containerd's
+				// content store) and does not fetch m's again for another
+				// spelling or another index listing it. The image ID it
+				// chose is m's config, which no other member has, so it
+				// chose m's manifest.
+				checkFetchedNoOther(t, m, what, fetched(s.proxy, repo, mark))
+				return
+			}
+			pulled[m] = true
+			checkFetchedOnly(t, m, what, waitFetched(s.proxy, repo, mark, m))
+		})
 	}
 
 	t.Run("by-digest-on-second-proxy", func(t *testing.T) {
@@ -76,9 +90,9 @@ func TestDocker(t *testing.T) {
 			for _, m := range g.members {
 				mark := len(b.requests())
 				if m.windows() {
-					dockerRefusesWindows(t, dk, m, ref)
+					dockerRefusesWindows(t, dk, m, m.arg(), ref)
 				} else {
-					dockerPullAndCheck(t, dk, m, ref, ref)
+					dockerPullAndCheck(t, dk, m, m.arg(), ref, ref)
 					// dockerd keeps a digest reference per image; the next
 					// platform's pull of the same index digest needs it gone
 					// ("Cannot overwrite digest").
@@ -150,12 +164,12 @@ func startDocker(t *testing.T, s *suite) *dockerDaemon {
 	return startDockerd(t, s, dir+"/d", startContainerd(t, s, dir+"/c"))
 }
 
-// dockerPullAndCheck pulls ref for m's platform and checks the image
-// dockerd stored under name (image ID = config digest, platform) and the
-// file in its filesystem.
-func dockerPullAndCheck(t *testing.T, dk *dockerDaemon, m *member, ref, name string) {
+// dockerPullAndCheck pulls ref for platform p (a spelling of m's) and
+// checks the image dockerd stored under name (image ID = config digest,
+// platform) and the file in its filesystem.
+func dockerPullAndCheck(t *testing.T, dk *dockerDaemon, m *member, p, ref, name string) {
 	t.Helper()
-	run(t, dk.command("pull", "-q", "--platform", m.arg(), ref))
+	run(t, dk.command("pull", "-q", "--platform", p, ref))
 	var img struct {
 		ID        string `json:"Id"`
 		OS        string `json:"Os"`
@@ -170,7 +184,7 @@ func dockerPullAndCheck(t *testing.T, dk *dockerDaemon, m *member, ref, name str
 	checkConfigDigest(t, m, "docker image inspect .Id", img.ID)
 	checkPlatform(t, m, "docker image inspect", img.OS, img.Arch, img.Variant, img.OSVersion)
 
-	cid := strings.TrimSpace(string(run(t, dk.command("create", "--platform", m.arg(), name, "/platform"))))
+	cid := strings.TrimSpace(string(run(t, dk.command("create", "--platform", p, name, "/platform"))))
 	defer run(t, dk.command("rm", cid))
 	content, err := fileFromTar(bytes.NewReader(run(t, dk.command("cp", cid+":/"+m.file, "-"))), "platform")
 	if err != nil {
@@ -181,11 +195,11 @@ func dockerPullAndCheck(t *testing.T, dk *dockerDaemon, m *member, ref, name str
 
 // dockerRefusesWindows: dockerd on Linux resolves the windows/amd64 entry
 // and then refuses the image; nothing is stored.
-func dockerRefusesWindows(t *testing.T, dk *dockerDaemon, m *member, ref string) {
+func dockerRefusesWindows(t *testing.T, dk *dockerDaemon, m *member, p, ref string) {
 	t.Helper()
-	_, _, err := dk.command("pull", "--platform", m.arg(), ref).output()
+	_, _, err := dk.command("pull", "--platform", p, ref).output()
 	if err == nil || !strings.Contains(err.Error(), windowsRefused) {
-		t.Errorf("docker pull --platform %s %s: want dockerd on Linux to refuse with %q, got %v", m.arg(), ref, windowsRefused, err)
+		t.Errorf("docker pull --platform %s %s: want dockerd on Linux to refuse with %q, got %v", p, ref, windowsRefused, err)
 	}
 }
 

@@ -23,9 +23,10 @@ import (
 )
 
 // platforms of every group: 8 linux platforms and a windows/amd64 member.
-// arm64's config says variant v8, as buildx writes it; the index lists it
-// without (containerd's normalization), and clients asking for
-// linux/arm64 must still get it.
+// arm64's config says variant v8, as buildx writes it; the synthesized
+// index lists it with v8 too (docs/serving.md, Synthesis rule 4), and
+// clients asking for linux/arm64 or linux/arm64/v8 must both get it
+// (spelling_test.go).
 var platforms = []v1.Platform{
 	{OS: "linux", Architecture: "amd64"},
 	{OS: "linux", Architecture: "arm64", Variant: "v8"},
@@ -40,17 +41,23 @@ var platforms = []v1.Platform{
 
 // Tags of the other fixtures in every repository.
 const (
-	multiTag       = "multi"             // a real index upstream: passes through untouched
+	multiTag       = "multi"             // a real index upstream, arm64 "variant":"v8": passes through untouched
+	multiOCITag    = "multi-oci"         // a real index upstream, arm64 without variant: passes through untouched
 	multiShadowTag = "multi-linux-s390x" // a member tag of "multi": the real index still wins
 	plainTag       = "plain"             // a single-platform image under a tag that is not a member
 )
 
 // group is a set of per-platform tags with one base.
 type group struct {
-	name    string // "docker" or "oci"
-	base    string // bare tag the proxy synthesizes
-	oci     bool   // OCI media types, else Docker's
-	members []*member
+	name string // "docker" or "oci"
+	base string // bare tag the proxy synthesizes
+	oci  bool   // OCI media types, else Docker's
+	// longTags: member tags spell the platform's default variant out
+	// (1.4-oci-linux-arm64-v8), else they take the canonical, short
+	// suffix (1.4-linux-arm64). Only arm64 differs: arm tags always carry
+	// their variant, amd64 never does.
+	longTags bool
+	members  []*member
 }
 
 // indexType is the media type the proxy must serve for the group.
@@ -91,17 +98,32 @@ func (m *member) windows() bool { return m.platform.OS == "windows" }
 
 // fixtures are the images every repository gets.
 type fixtures struct {
-	groups      []*group
-	multi       v1.ImageIndex // real upstream index (a Docker manifest list)
-	multiBytes  []byte
-	multiDigest v1.Hash
-	plain       *member // the image under plainTag (docker linux/amd64)
+	groups []*group
+	// multis are real indexes upstream, written by someone else than the
+	// proxy: it passes them through untouched.
+	multis []*realIndex
+	plain  *member // the image under plainTag (docker linux/amd64)
+}
+
+// realIndex is an index pushed upstream, listing members of a group with
+// the platforms its writer chose.
+type realIndex struct {
+	tag     string
+	index   v1.ImageIndex
+	bytes   []byte
+	digest  v1.Hash
+	entries []realEntry
+}
+
+type realEntry struct {
+	m        *member
+	platform v1.Platform // as written in the index entry
 }
 
 func newFixtures() (*fixtures, error) {
 	fx := &fixtures{groups: []*group{
 		{name: "docker", base: "1.4"},
-		{name: "oci", base: "1.4-oci", oci: true},
+		{name: "oci", base: "1.4-oci", oci: true, longTags: true},
 	}}
 	for _, g := range fx.groups {
 		for _, p := range platforms {
@@ -112,20 +134,37 @@ func newFixtures() (*fixtures, error) {
 			g.members = append(g.members, m)
 		}
 	}
-	docker := fx.groups[0]
+	docker, oci := fx.groups[0], fx.groups[1]
 	fx.plain = docker.members[0]
-	var adds []mutate.IndexAddendum
-	for _, m := range docker.members[:3] { // amd64, arm64, arm/v7
-		p := m.want
-		adds = append(adds, mutate.IndexAddendum{Add: m.image, Descriptor: v1.Descriptor{Platform: &p}})
+	linux := func(arch, variant string) v1.Platform {
+		return v1.Platform{OS: "linux", Architecture: arch, Variant: variant}
 	}
-	fx.multi = mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.DockerManifestList), adds...)
-	var err error
-	if fx.multiBytes, err = fx.multi.RawManifest(); err != nil {
-		return nil, err
-	}
-	if fx.multiDigest, err = fx.multi.Digest(); err != nil {
-		return nil, err
+	for _, ri := range []*realIndex{
+		// A Docker manifest list whose arm64 entry says "variant":"v8",
+		// as Docker's official images write it.
+		{tag: multiTag, entries: []realEntry{{docker.members[0], linux("amd64", "")}, {docker.members[1], linux("arm64", "v8")}, {docker.members[2], linux("arm", "v7")}}},
+		// An OCI index whose arm64 entry has no variant, as buildx writes
+		// it (containerd's platforms.Normalize drops arm64's v8).
+		{tag: multiOCITag, entries: []realEntry{{oci.members[0], linux("amd64", "")}, {oci.members[1], linux("arm64", "")}, {oci.members[2], linux("arm", "v7")}}},
+	} {
+		mt := types.DockerManifestList
+		if ri.entries[0].m.group.oci {
+			mt = types.OCIImageIndex
+		}
+		var adds []mutate.IndexAddendum
+		for _, e := range ri.entries {
+			p := e.platform
+			adds = append(adds, mutate.IndexAddendum{Add: e.m.image, Descriptor: v1.Descriptor{Platform: &p}})
+		}
+		ri.index = mutate.AppendManifests(mutate.IndexMediaType(empty.Index, mt), adds...)
+		var err error
+		if ri.bytes, err = ri.index.RawManifest(); err != nil {
+			return nil, err
+		}
+		if ri.digest, err = ri.index.Digest(); err != nil {
+			return nil, err
+		}
+		fx.multis = append(fx.multis, ri)
 	}
 	return fx, nil
 }
@@ -133,7 +172,11 @@ func newFixtures() (*fixtures, error) {
 func newMember(g *group, p v1.Platform) (*member, error) {
 	want := platform.Normalize(p)
 	want.OSVersion = ""
-	m := &member{group: g, platform: p, want: want, tag: index.FormatTag(g.base, p), file: "platform"}
+	tag := index.FormatTag(g.base, p)
+	if g.longTags {
+		tag = g.base + "-" + strings.ReplaceAll(platform.String(want), "/", "-")
+	}
+	m := &member{group: g, platform: p, want: want, tag: tag, file: "platform"}
 	m.content = platform.String(want) + "\n"
 	files := []tarEntry{{name: "platform", body: m.content}}
 	if m.windows() {
@@ -252,9 +295,11 @@ func (fx *fixtures) seed(host string, repos []string) error {
 			if err := remote.MultiWrite(todo); err != nil {
 				return fmt.Errorf("seeding %s: %w", repo, err)
 			}
-			// The real index last, after the images it lists.
-			if err := remote.WriteIndex(tag(multiTag), fx.multi); err != nil {
-				return fmt.Errorf("seeding %s:%s: %w", repo, multiTag, err)
+			// The real indexes last, after the images they list.
+			for _, ri := range fx.multis {
+				if err := remote.WriteIndex(tag(ri.tag), ri.index); err != nil {
+					return fmt.Errorf("seeding %s:%s: %w", repo, ri.tag, err)
+				}
 			}
 			return nil
 		})

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,10 +16,11 @@ import (
 // the synthesized index must carry each child's true media type; oras
 // also checks that the manifest it gets is for the platform it asked for)
 // through the proxy. Per group: `manifest fetch` is the index the proxy
-// serves. Per platform: `manifest fetch --platform --descriptor` (digest),
-// `manifest fetch --platform` (bytes), `manifest fetch-config --platform`,
-// and `copy --platform` into an OCI layout, whose layer is read for the
-// file.
+// serves. Per request of the spelling matrix: `manifest fetch --platform
+// --descriptor` (digest), `manifest fetch --platform` (bytes), `manifest
+// fetch-config --platform`, and `copy --platform` into an OCI layout, whose
+// layer is read for the file; a spelling oras' exact-variant matcher cannot
+// find must fail with its "no matching manifest".
 func TestOras(t *testing.T) {
 	bin := requireTool(t, "oras", hintOras)
 	s := shared(t)
@@ -37,34 +39,41 @@ func TestOras(t *testing.T) {
 		if got := run(t, or("manifest", "fetch", "--plain-http", ref)); !bytes.Equal(got, index) {
 			t.Errorf("oras manifest fetch %s: not the index the proxy serves:\n%s", ref, got)
 		}
-		for _, m := range g.members {
-			t.Run(g.name+"/"+m.slug(), func(t *testing.T) {
-				var desc v1.Descriptor
-				out := run(t, or("manifest", "fetch", "--plain-http", "--platform", m.arg(), "--descriptor", ref))
-				if err := json.Unmarshal(out, &desc); err != nil {
-					t.Fatalf("oras manifest fetch --descriptor: %v: %s", err, out)
-				}
-				checkDigest(t, m, "oras manifest fetch --platform --descriptor", desc.Digest.String())
-				if desc.MediaType != m.mediaType {
-					t.Errorf("oras: descriptor media type %s, pushed %s", desc.MediaType, m.mediaType)
-				}
-				checkManifest(t, m, "oras manifest fetch --platform", run(t, or("manifest", "fetch", "--plain-http", "--platform", m.arg(), ref)))
-				checkConfig(t, m, "oras manifest fetch-config --platform", run(t, or("manifest", "fetch-config", "--plain-http", "--platform", m.arg(), ref)))
+	}
+	for i, r := range s.fx.matrix(exactVariant) {
+		t.Run(r.name, func(t *testing.T) {
+			ref, p, m := s.proxy.host+"/"+repo+":"+r.tag, r.s.String(), r.m
+			if !r.found {
+				checkNoMatch(t, r, or("manifest", "fetch", "--plain-http", "--platform", p, "--descriptor", ref), "no matching manifest was found")
+				return
+			}
+			var desc v1.Descriptor
+			out := run(t, or("manifest", "fetch", "--plain-http", "--platform", p, "--descriptor", ref))
+			if err := json.Unmarshal(out, &desc); err != nil {
+				t.Fatalf("oras manifest fetch --descriptor: %v: %s", err, out)
+			}
+			checkDigest(t, m, "oras manifest fetch --platform "+p+" --descriptor", desc.Digest.String())
+			if desc.MediaType != m.mediaType {
+				t.Errorf("oras: descriptor media type %s, pushed %s", desc.MediaType, m.mediaType)
+			}
+			checkManifest(t, m, "oras manifest fetch --platform "+p, run(t, or("manifest", "fetch", "--plain-http", "--platform", p, ref)))
+			checkConfig(t, m, "oras manifest fetch-config --platform "+p, run(t, or("manifest", "fetch-config", "--plain-http", "--platform", p, ref)))
 
-				layout := filepath.Join(dir, "layout")
-				run(t, command{bin: bin, args: []string{"copy", "--from-plain-http", "--from-registry-config", regConfig, "--platform", m.arg(), ref, "--to-oci-layout", layout + ":" + g.name + "-" + m.slug()}, env: env})
-				blob := func(h v1.Hash) string { return filepath.Join(layout, "blobs", h.Algorithm, h.Hex) }
-				b, err := os.ReadFile(blob(m.digest))
-				if err != nil {
-					t.Fatalf("oras copy: the member's manifest is not in the layout: %v", err)
-				}
-				checkManifest(t, m, "oras copy --platform", b)
-				content, err := fileFromLayerFile(blob(m.layer), m.file)
-				if err != nil {
-					t.Fatalf("oras copy: layer: %v", err)
-				}
-				checkContent(t, m, "oras copy --platform: layer", content)
-			})
-		}
+			// A layout per request: one that already holds the member's
+			// blobs from another spelling would prove nothing.
+			layout := filepath.Join(dir, fmt.Sprintf("layout-%d", i))
+			run(t, command{bin: bin, args: []string{"copy", "--from-plain-http", "--from-registry-config", regConfig, "--platform", p, ref, "--to-oci-layout", layout + ":" + r.tag}, env: env})
+			blob := func(h v1.Hash) string { return filepath.Join(layout, "blobs", h.Algorithm, h.Hex) }
+			b, err := os.ReadFile(blob(m.digest))
+			if err != nil {
+				t.Fatalf("oras copy: the member's manifest is not in the layout: %v", err)
+			}
+			checkManifest(t, m, "oras copy --platform "+p, b)
+			content, err := fileFromLayerFile(blob(m.layer), m.file)
+			if err != nil {
+				t.Fatalf("oras copy: layer: %v", err)
+			}
+			checkContent(t, m, "oras copy --platform "+p+": layer", content)
+		})
 	}
 }

@@ -17,6 +17,7 @@ const (
 	hintPodman      = "apt-get install --no-install-recommends podman"
 	hintSkopeo      = "apt-get install --no-install-recommends skopeo"
 	hintUnshare     = "apt-get install util-linux"
+	hintCurl        = "apt-get install --no-install-recommends curl"
 	hintCrane       = "go install github.com/google/go-containerregistry/cmd/crane@v0.22.1"
 	hintRegctl      = "go install github.com/regclient/regclient/cmd/regctl@v0.11.7"
 	hintOras        = "go install oras.land/oras/cmd/oras@v1.3.6"
