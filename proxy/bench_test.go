@@ -1,12 +1,20 @@
 package proxy_test
 
 import (
+	"fmt"
 	"net/http"
+	"os"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
+	"golang.org/x/sync/errgroup"
 )
 
 // BenchmarkCachedIndex: a warm index, served from the caches. Reports the
@@ -78,4 +86,66 @@ func seed(e *env, repo, base string) {
 		pl, _ := platform.Parse(p)
 		e.push(repo+":"+base+"-"+index.FormatSuffix(pl), platformImage(e.t, p, false))
 	}
+}
+
+// BenchmarkRandomDigest (issue 13 H1): GETs of random digests in a
+// repository of N tags (N/2 bare tags of 2 members each). Reports the
+// upstream requests and the CPU time per GET, the first GET included
+// (which searches the repository's bare tags once; later ones are
+// answered from the search). MANIFOLD_BENCH_TAGS=100000 adds a size.
+func BenchmarkRandomDigest(b *testing.B) {
+	sizes := []int{2000, 20000}
+	if n, err := strconv.Atoi(os.Getenv("MANIFOLD_BENCH_TAGS")); err == nil {
+		sizes = append(sizes, n)
+	}
+	for _, n := range sizes {
+		b.Run(strconv.Itoa(n)+"-tags", func(b *testing.B) {
+			e := newEnv(b)
+			amd := e.push("app:seed-linux-amd64", platformImage(b, "linux/amd64", false))
+			arm := e.push("app:seed-linux-arm64", platformImage(b, "linux/arm64/v8", false))
+			tagMany(b, e, n, amd, arm)
+			e.resetRequests()
+			cpu := cpuTime()
+			b.ResetTimer()
+			for i := range b.N {
+				resp, _ := e.do(http.MethodGet, fmt.Sprintf("/v2/app/manifests/sha256:%064x", i+1))
+				if resp.StatusCode != http.StatusNotFound {
+					b.Fatal(resp.StatusCode)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(e.upstreamRequests()))/float64(b.N), "upstream-req/op")
+			b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
+}
+
+// tagMany tags amd and arm under n/2 bases, 64 at a time.
+func tagMany(b *testing.B, e *env, n int, amd, arm v1.Hash) {
+	var eg errgroup.Group
+	eg.SetLimit(64)
+	for i := range n / 2 {
+		for _, m := range []struct {
+			suffix string
+			d      v1.Hash
+		}{{"linux-amd64", amd}, {"linux-arm64", arm}} {
+			eg.Go(func() error {
+				src := ref(b, e.upstream, "app@"+m.d.String())
+				desc, err := remote.Get(src)
+				if err != nil {
+					return err
+				}
+				return remote.Tag(ref(b, e.upstream, fmt.Sprintf("app:%d-%s", i, m.suffix)).(name.Tag), desc)
+			})
+		}
+	}
+	if err := eg.Wait(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

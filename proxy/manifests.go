@@ -123,6 +123,12 @@ func (p *Proxy) manifestByDigest(w http.ResponseWriter, r *http.Request, t targe
 		return p.forward(w, r, t, pull)
 	}
 	res, err := t.up.resolver.FindIndex(ctx, t.repo, p.rule(t), dgst)
+	if errors.Is(err, resolve.ErrSearchTooLarge) {
+		// Too many bare tags to search on a miss: the digest is only
+		// found in the index store. Upstream's own 404 follows.
+		p.log.Warn("index search refused", "repo", t.name, "digest", dgst.String(), "error", err)
+		res, err = nil, nil
+	}
 	if err != nil {
 		return err
 	}

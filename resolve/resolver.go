@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -31,7 +32,15 @@ const (
 	DefaultConcurrency = 8
 	// DefaultFactBytes bounds the memory of the per-digest facts.
 	DefaultFactBytes = 256 << 20
+	// DefaultMaxSearchGroups bounds the bare tags FindIndex resolves.
+	DefaultMaxSearchGroups = 5000
+	// DefaultSearchTimeout bounds one FindIndex search.
+	DefaultSearchTimeout = 2 * time.Minute
 )
+
+// ErrSearchTooLarge is wrapped by FindIndex's error for a repository with
+// more bare tags than Options.MaxSearchGroups.
+var ErrSearchTooLarge = errors.New("too many bare tags to search")
 
 // Options configure a Resolver.
 type Options struct {
@@ -54,6 +63,13 @@ type Options struct {
 	// Registry names the source in store keys (host[:port]). Required with
 	// Store.
 	Registry string
+	// MaxSearchGroups bounds the bare tags FindIndex resolves to find an
+	// unknown digest: a repository with more is not searched (the digest is
+	// then found only in the Store). Default DefaultMaxSearchGroups.
+	MaxSearchGroups int
+	// SearchTimeout bounds one FindIndex search. Default
+	// DefaultSearchTimeout.
+	SearchTimeout time.Duration
 	// Logger receives exclusions and duplicate warnings. Default: silent.
 	Logger *slog.Logger
 }
@@ -94,6 +110,12 @@ func New(src Source, o Options) *Resolver {
 	}
 	if o.FactBytes <= 0 {
 		o.FactBytes = DefaultFactBytes
+	}
+	if o.MaxSearchGroups <= 0 {
+		o.MaxSearchGroups = DefaultMaxSearchGroups
+	}
+	if o.SearchTimeout <= 0 {
+		o.SearchTimeout = DefaultSearchTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -335,6 +357,12 @@ func (r *Resolver) report(g *Group) {
 // negative answer), and one that a group gave is resolved again from that
 // group alone, so an index evicted from the store is never hidden. Nil
 // without an error means no bare tag serves dgst.
+//
+// The bound: one search per repository and tag list (shared by concurrent
+// requests, remembered for 10 minutes), costing what serving each of its
+// bare tags once would — a tag list, and per member a HEAD and, for digests
+// not seen before, a manifest and a config read — over at most
+// MaxSearchGroups bare tags (ErrSearchTooLarge beyond) and SearchTimeout.
 func (r *Resolver) FindIndex(ctx context.Context, repo string, rule index.Rule, dgst v1.Hash) (*index.Result, error) {
 	tags, err := r.src.Tags(ctx, repo)
 	if err != nil {
@@ -368,6 +396,14 @@ func (r *Resolver) FindIndex(ctx context.Context, repo string, rule index.Rule, 
 // which served digest.
 func (r *Resolver) searchAll(ctx context.Context, repo string, tags []string, rule index.Rule, fp string) (map[v1.Hash]string, error) {
 	groups := r.o.Grammar.Group(tags)
+	if len(groups) > r.o.MaxSearchGroups {
+		// Remembered like a search that found nothing: the next miss of
+		// this tag list costs nothing.
+		r.found.add(repo, fp, map[v1.Hash]string{})
+		return nil, fmt.Errorf("finding an index in %s: %w (%d, the bound is %d)", repo, ErrSearchTooLarge, len(groups), r.o.MaxSearchGroups)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.o.SearchTimeout)
+	defer cancel()
 	present := make(map[string]bool, len(tags))
 	for _, t := range tags {
 		present[t] = true

@@ -2,8 +2,12 @@ package resolve_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -150,5 +154,52 @@ func TestFindIndex(t *testing.T) {
 	}
 	if n := r.requests.Load() - before; n != 0 {
 		t.Errorf("searching a searched tag list again cost %d upstream requests", n)
+	}
+}
+
+// TestH1_RandomDigestBounded: one GET of a random digest resolved every
+// tag group of the repository, and the next one started over (20k tags:
+// 20,002 upstream requests per request). The search is now shared,
+// remembered per tag list, linear in the tags, and refused beyond
+// MaxSearchGroups.
+func TestH1_RandomDigestBounded(t *testing.T) {
+	t.Parallel()
+	r := newReg(t)
+	ctx := context.Background()
+	const bases = 40
+	for i := range bases {
+		b := "b" + strconv.Itoa(i)
+		r.push(t, b+"-linux-amd64", "linux/amd64")
+		r.push(t, b+"-linux-arm64", "linux/arm64")
+	}
+	c, _ := upstream.New(upstream.Options{URL: "http://" + r.host})
+	res := resolve.New(resolve.NewCache(c, resolve.CacheOptions{}), resolve.Options{})
+	random := func(i int) v1.Hash {
+		return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", i)}
+	}
+	before := r.requests.Load()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if found, err := res.FindIndex(ctx, "app", index.Rule{}, random(i)); found != nil || err != nil {
+				t.Errorf("random digest: %v %v", found, err)
+			}
+		})
+	}
+	wg.Wait()
+	first := r.requests.Load() - before
+	// One tag list, and per member at most a HEAD, a manifest and a config.
+	if limit := int64(1 + 2*bases*3 + 2); first > limit {
+		t.Errorf("20 concurrent random digests cost %d upstream requests, over one search (%d)", first, limit)
+	}
+	for i := range 100 {
+		_, _ = res.FindIndex(ctx, "app", index.Rule{}, random(100+i))
+	}
+	if again := r.requests.Load() - before - first; again != 0 {
+		t.Errorf("100 more random digests cost %d upstream requests, want 0", again)
+	}
+	small := resolve.New(resolve.NewCache(c, resolve.CacheOptions{}), resolve.Options{MaxSearchGroups: bases - 1})
+	if _, err := small.FindIndex(ctx, "app", index.Rule{}, random(1)); !errors.Is(err, resolve.ErrSearchTooLarge) {
+		t.Errorf("over MaxSearchGroups: %v", err)
 	}
 }
