@@ -68,13 +68,7 @@ same digests, and a rebuild with no change pushes nothing.`,
 func runBuild(cmd *cobra.Command, f buildFlags, pkg string) error {
 	out := cmd.OutOrStdout()
 	prog := newProgress(out)
-	o := build.Options{
-		Repo: f.repo, Tags: f.tags, Platforms: f.platforms, Package: pkg,
-		Index: f.index, DryRun: f.dryRun, Bases: f.bases, Adds: f.adds,
-		Jobs: f.jobs, LDFlags: f.ldflags, GoTags: f.goTags, NoTrimpath: !f.trimpath,
-		Insecure: f.insecure, CacheDir: f.cacheDir, Progress: prog.event,
-	}
-	res, err := build.Run(cmd.Context(), o)
+	res, err := build.Run(cmd.Context(), buildOptions(f, pkg, prog.event))
 	prog.finish()
 	if err != nil {
 		var ce *build.CompileError
