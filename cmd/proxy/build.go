@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -54,7 +53,7 @@ same digests, and a rebuild with no change pushes nothing.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "build, print the plan and the index JSON, push nothing")
 	fl.StringArrayVar(&f.bases, "base", nil, "base image IMAGE, or PLATFORM=IMAGE for one platform, repeatable (default scratch)")
 	fl.StringArrayVar(&f.adds, "add", nil, "SRC:DST file or directory to copy into the images, repeatable")
-	fl.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "platforms compiled at once")
+	fl.IntVar(&f.jobs, "jobs", 0, "platforms compiled at once (default: GOMAXPROCS, the number of CPUs)")
 	fl.StringVar(&f.ldflags, "ldflags", "", "go build -ldflags")
 	fl.StringSliceVar(&f.goTags, "tags", nil, "go build -tags")
 	fl.BoolVar(&f.trimpath, "trimpath", true, "go build -trimpath")
