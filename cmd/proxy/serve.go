@@ -11,8 +11,6 @@ import (
 	"os"
 	"time"
 
-	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // access controller
-	_ "github.com/distribution/distribution/v3/registry/auth/token"    // access controller
 	"github.com/spf13/cobra"
 
 	"github.com/manifold-proxy/manifold/config"
