@@ -21,8 +21,13 @@ import (
 	"github.com/manifold-proxy/manifold/platform"
 )
 
-// DefaultPlatforms are built when Options.Platforms is empty.
-const DefaultPlatforms = "linux/amd64,linux/arm64"
+// Defaults of Options.
+const (
+	// DefaultPlatforms are built when Options.Platforms is empty.
+	DefaultPlatforms = "linux/amd64,linux/arm64"
+	// DefaultPushJobs bounds concurrent blob uploads.
+	DefaultPushJobs = 4
+)
 
 // Options configure Run. Zero values are defaults; Run fills them in,
 // then checks the combination before compiling anything.
@@ -86,7 +91,7 @@ type Options struct {
 	Keychain authn.Keychain
 	// Transport for registry requests. Default remote.DefaultTransport.
 	Transport http.RoundTripper
-	// PushJobs bounds concurrent blob uploads. Default 4.
+	// PushJobs bounds concurrent blob uploads. Default DefaultPushJobs.
 	PushJobs int
 
 	// Progress receives an Event per step of each platform. Default: none.
@@ -126,7 +131,7 @@ func (o *Options) defaults(ctx context.Context) error {
 		o.Jobs = runtime.GOMAXPROCS(0)
 	}
 	if o.PushJobs <= 0 {
-		o.PushJobs = 4
+		o.PushJobs = DefaultPushJobs
 	}
 	if o.GoBinary == "" {
 		o.GoBinary = "go"

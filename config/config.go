@@ -1,50 +1,68 @@
 // Package config is manifold's configuration file: one YAML document,
 // overridden by MANIFOLD_* environment variables, overridden by flags (the
-// command applies those). Every field documents its default. Libraries do
-// not import this package; cmd/proxy turns a Config into their options.
+// command applies those). Every field documents its default; a field left
+// out, or set to its zero value, takes it. Defaults that a library applies
+// are that library's named constants (resolve.DefaultTTL, ...).
+//
+// Values are parsed once, into typed fields (Duration, Platform,
+// BareTagPolicy, ...), whose errors name the field; Validate checks what
+// involves several fields. One table, Fields, drives the environment
+// overrides, serve's flags, the defaults and the generated reference
+// (docs/configuration.md). Libraries do not import this package; cmd/proxy
+// turns a Config into their options.
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
+	"log/slog"
 	"os"
-	"path"
-	"strconv"
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/manifold-proxy/manifold/index"
-	"github.com/manifold-proxy/manifold/platform"
+)
+
+// Defaults of the commands, which no library applies.
+const (
+	// DefaultListen is serve's address.
+	DefaultListen = ":5000"
+	// DefaultDataDir is where the embedded registry stores images.
+	DefaultDataDir = "./manifold-data"
+	// DefaultStaleIfError is how long the last good answer is served
+	// past its TTL when upstream fails. (resolve turns stale-if-error
+	// off when its option is zero; serve turns it on.)
+	DefaultStaleIfError = 5 * time.Minute
+	// DefaultRealm is the realm of the Basic challenge.
+	DefaultRealm = "manifold"
+	// DefaultShutdownTimeout bounds a graceful shutdown.
+	DefaultShutdownTimeout = 30 * time.Second
 )
 
 // Config is the whole configuration.
 type Config struct {
-	// Listen is the proxy's address. Default ":5000".
-	Listen string `json:"listen"`
-	// DataDir holds the embedded registry's storage (when no upstream is
-	// configured). Default "./manifold-data".
+	// Listen is the address the proxy serves on. Default ":5000"
+	// (config.DefaultListen).
+	Listen Address `json:"listen"`
+	// DataDir holds the embedded registry's storage, used when no upstream
+	// is configured. Default "./manifold-data" (config.DefaultDataDir).
 	DataDir string `json:"dataDir"`
 	// ReadOnly refuses pushes and deletes. Default false.
 	ReadOnly bool `json:"readOnly"`
 	// Upstreams are the registries behind the proxy. Default: none, which
-	// starts the embedded registry (distribution v3) on DataDir.
+	// starts the embedded registry (distribution v3) on dataDir.
 	Upstreams []Upstream `json:"upstreams"`
-	// Policies choose what happens to a bare tag that has suffixed members,
-	// per repository pattern; first match wins. Default: merge everywhere.
+	// Policies choose what a bare tag that has per-platform members
+	// serves, per repository pattern; the first match wins. Default: none,
+	// merge everywhere.
 	Policies []Policy `json:"policies"`
 	// Grammar turns on extra member tag layouts. Default: both off.
-	Grammar Grammar `json:"grammar"`
-	// DefaultPlatform is what a client that cannot read manifest lists gets.
-	// Default "linux/amd64".
-	DefaultPlatform string `json:"defaultPlatform"`
-	// Cache tunes tag-list and descriptor caching.
+	Grammar index.Grammar `json:"grammar"`
+	// DefaultPlatform is what a client that cannot read manifest lists
+	// gets. Default "linux/amd64" (proxy.DefaultPlatform).
+	DefaultPlatform Platform `json:"defaultPlatform"`
+	// Cache tunes the caching of tag lists and descriptors.
 	Cache Cache `json:"cache"`
 	// Limits bound resource use.
 	Limits Limits `json:"limits"`
@@ -52,109 +70,124 @@ type Config struct {
 	Store Store `json:"store"`
 	// FollowRedirects makes the proxy follow upstream redirects (blob
 	// storage, CDNs) and stream the content itself; false passes them to
-	// the client. Default true.
+	// the client. Default true (proxy.DefaultFollowRedirects).
 	FollowRedirects *bool `json:"followRedirects"`
-	// Auth controls who may use the proxy. Default: anyone (no login).
+	// Auth controls who may use the proxy. Default: anyone, no login.
 	Auth Auth `json:"auth"`
-	// Log configures structured logs on stderr.
+	// Log configures the structured logs on stderr.
 	Log Log `json:"log"`
-	// ShutdownTimeout bounds graceful shutdown. Default "30s".
+	// ShutdownTimeout bounds a graceful shutdown on SIGTERM or SIGINT.
+	// Default "30s" (config.DefaultShutdownTimeout).
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
 }
 
-// Upstream is one registry behind the proxy.
+// Upstream is one registry behind the proxy: where it is, which
+// repositories go to it, and how the proxy logs in to it.
 type Upstream struct {
 	// Prefix selects the upstream: proxy repository "<prefix>/<repo>" is
-	// "<repo>" there. Default "" (the default upstream; at most one).
+	// "<repo>" there (/v2/hub/library/nginx → library/nginx). Default ""
+	// (the default upstream, used when no prefix matches; at most one).
 	Prefix string `json:"prefix"`
 	// URL is http://host[:port] (plain HTTP) or https://host[:port].
 	// Required.
-	URL string `json:"url"`
+	URL RegistryURL `json:"url"`
 	// InsecureSkipVerify skips TLS certificate checks. Default false.
 	InsecureSkipVerify bool `json:"insecureSkipVerify"`
-	// Username and Password are static credentials. Default: none.
+	// Username of static credentials. Default: none, anonymous.
 	Username string `json:"username"`
+	// Password of static credentials. Default: none.
 	Password string `json:"password"`
-	// PasswordFile is read for the password (Kubernetes secrets). Default "".
+	// PasswordFile is read for the password at start and at each token
+	// renewal, so a rotated secret (Kubernetes) is picked up. Default: none.
 	PasswordFile string `json:"passwordFile"`
-	// Keychain uses docker's config.json and credential helpers for this
-	// upstream. Default false. Exclusive with Username.
+	// Keychain takes credentials from docker's config.json and credential
+	// helpers instead of username and password. Default false.
 	Keychain bool `json:"keychain"`
 }
 
 // Policy applies a bare-tag policy to repositories matching a pattern.
 type Policy struct {
-	// Repositories is a path.Match pattern on the proxy repository name,
-	// e.g. "legacy/*". Required.
-	Repositories string `json:"repositories"`
-	// BareTag is merge (default), override, fallback or off.
-	BareTag string `json:"bareTag"`
-	// Require lists platforms ("linux/amd64", "linux/arm/v7") that must all
-	// be present before the index is served; until then the bare tag is
-	// upstream's (or 404). Default: none.
-	Require []string `json:"require"`
+	// Repositories is a pattern on the repository name as clients of the
+	// proxy name it, such as "legacy/*". Required.
+	Repositories Pattern `json:"repositories"`
+	// BareTag is what a bare tag serves: merge (a single-platform bare tag
+	// joins the index), override (the index replaces it), fallback
+	// (synthesize only when the bare tag is absent) or off. Default
+	// "merge".
+	BareTag BareTagPolicy `json:"bareTag"`
+	// Require lists platforms that must all be present before the index
+	// is served, so a half-pushed set is not published; until then the
+	// bare tag is upstream's (or 404). Default: none.
+	Require []Platform `json:"require"`
 }
 
-// Grammar toggles extra member tag layouts.
-type Grammar struct {
-	// Aliases accepts legacy arch words (aarch64, arm64v8, arm32v7, armhf,
-	// x86_64, i386...) in suffixes. Default false.
-	Aliases bool `json:"aliases"`
-	// Prefix accepts "<arch>-<base>" tags such as amd64-1.0 (linux
-	// implied). Default false.
-	Prefix bool `json:"prefix"`
-}
-
-// Cache tunes caching of mutable upstream answers.
+// Cache: tag lists and tag → digest answers change upstream, so the proxy
+// keeps them for a TTL, and can serve them stale while it refreshes them
+// or while upstream fails. (What a digest names never changes and is kept
+// apart from these.)
 type Cache struct {
-	// TTL of tag lists and tag → digest answers. Default "30s".
+	// TTL of tag lists, tag → digest answers and catalogs. Default "30s"
+	// (resolve.DefaultTTL).
 	TTL Duration `json:"ttl"`
-	// StaleWhileRevalidate serves an expired answer this long while
-	// refreshing it in the background. Default "0s".
+	// StaleWhileRevalidate serves an expired answer this long while it is
+	// refreshed in the background. Default "0s" (off).
 	StaleWhileRevalidate Duration `json:"staleWhileRevalidate"`
 	// StaleIfError serves the last good answer this long past its TTL when
-	// upstream fails (5xx, 429, timeouts); "0s" turns it off. Default "5m".
+	// upstream fails (5xx, 429, timeouts); "0s" turns it off. Default "5m"
+	// (config.DefaultStaleIfError).
 	StaleIfError *Duration `json:"staleIfError"`
-	// Entries bounds each cache. Default 10000.
-	Entries int `json:"entries"`
+	// Entries bounds each cache. Default 10000 (resolve.DefaultEntries).
+	Entries Count `json:"entries"`
 }
 
-// Limits bound work per request.
+// Limits bound what one request can cost the proxy and the upstream.
 type Limits struct {
-	// MaxManifestBytes refuses larger member manifests and configs.
-	// Default 4194304 (4 MiB).
-	MaxManifestBytes int64 `json:"maxManifestBytes"`
+	// MaxManifestBytes refuses larger member manifests and configs, and
+	// larger manifests pushed through the proxy. Default 4194304 (4 MiB,
+	// resolve.DefaultMaxManifestBytes).
+	MaxManifestBytes Size `json:"maxManifestBytes"`
 	// Concurrency is how many members of a group are resolved at once.
-	// Default 8.
-	Concurrency int `json:"concurrency"`
+	// Default 8 (resolve.DefaultConcurrency).
+	Concurrency Count `json:"concurrency"`
 }
 
-// Store configures where synthesized indexes are kept by digest.
+// Store configures where synthesized indexes are kept by digest, so that
+// a digest the proxy served stays pullable.
 type Store struct {
-	// MemoryBytes bounds the in-memory LRU. Default 67108864 (64 MiB).
-	MemoryBytes int64 `json:"memoryBytes"`
-	// Driver is an optional shared backend: a distribution storage driver
-	// name (filesystem, s3, gcs, azure, inmemory) and its parameters, as in
-	// distribution's own configuration. Default: none (memory only).
+	// MemoryBytes bounds the in-memory LRU. Default 67108864 (64 MiB,
+	// store.DefaultMemoryBytes).
+	MemoryBytes Size `json:"memoryBytes"`
+	// Driver is an optional shared backend behind the memory: a
+	// distribution storage driver name (filesystem, s3, gcs, azure,
+	// inmemory). Default: none, memory only.
 	Driver string `json:"driver"`
-	// Parameters of the driver, e.g. {rootdirectory: /var/lib/manifold}.
+	// Parameters of the driver, as in distribution's own configuration,
+	// such as {rootdirectory: /var/lib/manifold}. Default: none.
 	Parameters map[string]any `json:"parameters"`
 }
 
-// Auth configures client authentication to the proxy.
+// Auth configures how clients log in to the proxy: with docker login,
+// crane auth login and the like. The proxy never forwards those
+// credentials upstream; it uses its own, per upstream. With a token the
+// token service decides what each token grants (pull, push per
+// repository) and the rules apply on top. Deletes need write access (and a
+// token's delete action); a cross-repository mount needs read access to
+// its source, or it becomes a plain upload. A rule that denies answers
+// 403 DENIED; the catalog lists only what the user may read.
 type Auth struct {
-	// Htpasswd is a file of users with bcrypt passwords (htpasswd -B).
-	// Default "": no login required.
+	// Htpasswd is a file of users with bcrypt passwords (htpasswd -B); it
+	// turns on HTTP Basic login. Default: none, no login.
 	Htpasswd string `json:"htpasswd"`
-	// Realm of the Basic challenge. Default "manifold".
+	// Realm of the Basic challenge. Default "manifold" (config.DefaultRealm).
 	Realm string `json:"realm"`
 	// Token accepts bearer tokens of a Docker token service (the scheme
-	// Docker Hub uses) instead of htpasswd. Default: off.
+	// Docker Hub uses) instead of htpasswd users. Default: none.
 	Token *TokenAuth `json:"token"`
-	// AnonymousRead lets requests without credentials pull. Default false.
+	// AnonymousRead lets requests without credentials pull; pushes still
+	// need a login. Default false.
 	AnonymousRead bool `json:"anonymousRead"`
-	// Rules restrict users per repository pattern; first match wins; no
-	// match: every user may read and write. Default: none.
+	// Rules restrict users per repository pattern; the first match wins;
+	// with no match every user may read and write. Default: none.
 	Rules []AccessRule `json:"rules"`
 }
 
@@ -162,54 +195,40 @@ type Auth struct {
 // access controller): clients get a token from Realm and present it.
 type TokenAuth struct {
 	// Realm is the token service URL clients are sent to. Required.
-	Realm string `json:"realm"`
+	Realm URL `json:"realm"`
 	// Service is this proxy's name in tokens (their audience). Required.
 	Service string `json:"service"`
 	// Issuer must match the tokens' iss claim. Required.
 	Issuer string `json:"issuer"`
 	// RootCertBundle is a PEM file of the certificates tokens chain to.
-	// One of RootCertBundle and JWKS is required.
+	// Required, unless jwks is set.
 	RootCertBundle string `json:"rootCertBundle"`
-	// JWKS is a JSON Web Key Set file of trusted signing keys.
+	// JWKS is a JSON Web Key Set file of trusted signing keys. Required,
+	// unless rootCertBundle is set.
 	JWKS string `json:"jwks"`
 }
 
 // AccessRule says who may read and write matching repositories.
 type AccessRule struct {
-	// Repositories is a path.Match pattern. Required.
-	Repositories string `json:"repositories"`
-	// Read and Write list user names; "*" is any authenticated user.
-	Read  []string `json:"read"`
+	// Repositories is a pattern on repository names. Required.
+	Repositories Pattern `json:"repositories"`
+	// Read lists the users who may pull; "*" is any authenticated user,
+	// "anonymous" is no login (with anonymousRead). Default: none.
+	Read []string `json:"read"`
+	// Write lists the users who may push and delete, in the same form.
+	// Default: none.
 	Write []string `json:"write"`
 }
 
-// Log configures logging.
+// Log configures slog: requests are logged once, at the edge, and
+// synthesis findings (excluded members, duplicates) as they happen.
 type Log struct {
-	// Level is debug, info, warn or error. Default "info".
-	Level string `json:"level"`
-	// Format is text or json. Default "text".
-	Format string `json:"format"`
+	// Level is debug, info, warn or error. Default "info" (slog's zero
+	// Level).
+	Level slog.Level `json:"level"`
+	// Format is text or json. Default "text" (config.LogText).
+	Format LogFormat `json:"format"`
 }
-
-// Duration is a time.Duration written as "30s", "5m".
-type Duration time.Duration
-
-// UnmarshalJSON reads a Go duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration such as \"30s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Default returns a Config with every default filled in.
 func Default() *Config {
@@ -218,24 +237,24 @@ func Default() *Config {
 	return c
 }
 
-// Parse reads a YAML configuration; unknown fields are errors. Defaults
-// are filled in; call Validate after applying overrides.
+// Parse reads a YAML configuration and fills in the defaults. Unknown
+// fields and bad values are errors, joined, each naming its field; call
+// Validate after applying overrides.
 func Parse(r io.Reader) (*Config, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
 	c := &Config{}
-	if len(bytes.TrimSpace(b)) > 0 {
-		if err := yaml.UnmarshalStrict(b, c); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
+	if err := decode(b, c); err != nil {
+		return nil, err
 	}
 	c.applyDefaults()
 	return c, nil
 }
 
-// Load reads the file at path (or only defaults when path is "").
+// Load reads the file at path, or returns the defaults when path is "". A
+// file that cannot be read is an *fs.PathError.
 func Load(path string) (*Config, error) {
 	if path == "" {
 		return Default(), nil
@@ -248,115 +267,7 @@ func Load(path string) (*Config, error) {
 	return Parse(f)
 }
 
-func (c *Config) applyDefaults() {
-	if c.Listen == "" {
-		c.Listen = ":5000"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "./manifold-data"
-	}
-	if c.DefaultPlatform == "" {
-		c.DefaultPlatform = "linux/amd64"
-	}
-	if c.Cache.TTL == 0 {
-		c.Cache.TTL = Duration(30 * time.Second)
-	}
-	if c.Cache.StaleIfError == nil {
-		d := Duration(5 * time.Minute)
-		c.Cache.StaleIfError = &d
-	}
-	if c.Cache.Entries == 0 {
-		c.Cache.Entries = 10000
-	}
-	if c.Limits.MaxManifestBytes == 0 {
-		c.Limits.MaxManifestBytes = 4 << 20
-	}
-	if c.Limits.Concurrency == 0 {
-		c.Limits.Concurrency = 8
-	}
-	if c.Store.MemoryBytes == 0 {
-		c.Store.MemoryBytes = 64 << 20
-	}
-	if c.FollowRedirects == nil {
-		t := true
-		c.FollowRedirects = &t
-	}
-	if c.Auth.Realm == "" {
-		c.Auth.Realm = "manifold"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = Duration(30 * time.Second)
-	}
-}
-
-// Env is the environment variables read by ApplyEnv, with what they set.
-var Env = []struct{ Name, Field string }{
-	{"MANIFOLD_LISTEN", "listen"},
-	{"MANIFOLD_DATA_DIR", "dataDir"},
-	{"MANIFOLD_READ_ONLY", "readOnly"},
-	{"MANIFOLD_UPSTREAM", "upstreams: one default upstream with this url"},
-	{"MANIFOLD_UPSTREAM_USERNAME", "username of the default upstream"},
-	{"MANIFOLD_UPSTREAM_PASSWORD", "password of the default upstream"},
-	{"MANIFOLD_DEFAULT_PLATFORM", "defaultPlatform"},
-	{"MANIFOLD_CACHE_TTL", "cache.ttl"},
-	{"MANIFOLD_LOG_LEVEL", "log.level"},
-	{"MANIFOLD_LOG_FORMAT", "log.format"},
-}
-
-// ApplyEnv overrides fields from MANIFOLD_* variables (see Env), read with
-// getenv (os.Getenv).
-func (c *Config) ApplyEnv(getenv func(string) string) error {
-	if v := getenv("MANIFOLD_LISTEN"); v != "" {
-		c.Listen = v
-	}
-	if v := getenv("MANIFOLD_DATA_DIR"); v != "" {
-		c.DataDir = v
-	}
-	if v := getenv("MANIFOLD_READ_ONLY"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("MANIFOLD_READ_ONLY: %w", err)
-		}
-		c.ReadOnly = b
-	}
-	if v := getenv("MANIFOLD_UPSTREAM"); v != "" {
-		c.SetDefaultUpstream(v)
-	}
-	if v := getenv("MANIFOLD_UPSTREAM_USERNAME"); v != "" {
-		c.defaultUpstream().Username = v
-	}
-	if v := getenv("MANIFOLD_UPSTREAM_PASSWORD"); v != "" {
-		c.defaultUpstream().Password = v
-	}
-	if v := getenv("MANIFOLD_DEFAULT_PLATFORM"); v != "" {
-		c.DefaultPlatform = v
-	}
-	if v := getenv("MANIFOLD_CACHE_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("MANIFOLD_CACHE_TTL: %w", err)
-		}
-		c.Cache.TTL = Duration(d)
-	}
-	if v := getenv("MANIFOLD_LOG_LEVEL"); v != "" {
-		c.Log.Level = v
-	}
-	if v := getenv("MANIFOLD_LOG_FORMAT"); v != "" {
-		c.Log.Format = v
-	}
-	return nil
-}
-
-// SetDefaultUpstream sets the URL of the default (prefix "") upstream,
-// adding it if there is none.
-func (c *Config) SetDefaultUpstream(url string) { c.defaultUpstream().URL = url }
-
+// defaultUpstream is the upstream with prefix "", added if there is none.
 func (c *Config) defaultUpstream() *Upstream {
 	for i := range c.Upstreams {
 		if c.Upstreams[i].Prefix == "" {
@@ -367,26 +278,39 @@ func (c *Config) defaultUpstream() *Upstream {
 	return &c.Upstreams[len(c.Upstreams)-1]
 }
 
-// Validate checks the configuration; errors name the field.
+// Validate checks what involves more than one value: required fields,
+// exclusive ones, duplicates. (Each value was checked when it was parsed.)
+// The errors are joined, each naming its field.
 func (c *Config) Validate() error {
+	errs := c.validateUpstreams()
+	for i, p := range c.Policies {
+		f := fmt.Sprintf("policies[%d]", i)
+		if p.Repositories == "" {
+			errs = append(errs, fmt.Errorf("%s.repositories: required", f))
+		}
+		for j, r := range p.Require {
+			if r.OS == "" {
+				errs = append(errs, fmt.Errorf("%s.require[%d]: empty platform", f, j))
+			}
+		}
+	}
+	if c.Store.Driver == "" && len(c.Store.Parameters) > 0 {
+		errs = append(errs, errors.New("store.driver: required with store.parameters"))
+	}
+	errs = append(errs, c.validateAuth()...)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateUpstreams() []error {
 	var errs []error
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		fail("listen", "%q is not host:port: %v", c.Listen, err)
-	}
 	prefixes := map[string]int{}
 	for i, u := range c.Upstreams {
 		f := fmt.Sprintf("upstreams[%d]", i)
-		pu, err := url.Parse(u.URL)
-		switch {
-		case u.URL == "":
+		if u.URL == "" {
 			fail(f+".url", "required")
-		case err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https"):
-			fail(f+".url", "%q: want http://host[:port] or https://host[:port]", u.URL)
-		case pu.Path != "" && pu.Path != "/":
-			fail(f+".url", "%q: a registry URL has no path", u.URL)
 		}
 		p := strings.Trim(u.Prefix, "/")
 		if j, dup := prefixes[p]; dup {
@@ -403,52 +327,22 @@ func (c *Config) Validate() error {
 			fail(f+".username", "required with a password")
 		}
 	}
-	for i, p := range c.Policies {
-		f := fmt.Sprintf("policies[%d]", i)
-		if p.Repositories == "" {
-			fail(f+".repositories", "required")
-		} else if _, err := path.Match(p.Repositories, ""); err != nil {
-			fail(f+".repositories", "%q: %v", p.Repositories, err)
-		}
-		if _, err := index.ParsePolicy(p.BareTag); err != nil {
-			fail(f+".bareTag", "%v", err)
-		}
-		for j, r := range p.Require {
-			if _, err := platform.Parse(r); err != nil {
-				fail(fmt.Sprintf("%s.require[%d]", f, j), "%v", err)
-			}
-		}
-	}
-	if _, err := platform.Parse(c.DefaultPlatform); err != nil {
-		fail("defaultPlatform", "%v", err)
-	}
-	if c.Cache.TTL < 0 || c.Cache.StaleWhileRevalidate < 0 || *c.Cache.StaleIfError < 0 {
-		fail("cache", "durations must not be negative")
-	}
-	if c.Cache.Entries < 0 {
-		fail("cache.entries", "must not be negative")
-	}
-	if c.Limits.MaxManifestBytes < 0 {
-		fail("limits.maxManifestBytes", "must not be negative")
-	}
-	if c.Limits.Concurrency < 0 {
-		fail("limits.concurrency", "must not be negative")
-	}
-	if c.Store.MemoryBytes < 0 {
-		fail("store.memoryBytes", "must not be negative")
-	}
-	if c.Store.Driver == "" && len(c.Store.Parameters) > 0 {
-		fail("store.driver", "required with store.parameters")
-	}
-	if c.Auth.Htpasswd == "" && c.Auth.Token == nil && (c.Auth.AnonymousRead || len(c.Auth.Rules) > 0) {
+	return errs
+}
+
+func (c *Config) validateAuth() []error {
+	var errs []error
+	fail := func(field, msg string) { errs = append(errs, fmt.Errorf("%s: %s", field, msg)) }
+	a := c.Auth
+	if a.Htpasswd == "" && a.Token == nil && (a.AnonymousRead || len(a.Rules) > 0) {
 		fail("auth.htpasswd", "auth.htpasswd or auth.token required with auth.anonymousRead or auth.rules")
 	}
-	if tk := c.Auth.Token; tk != nil {
-		if c.Auth.Htpasswd != "" {
+	if tk := a.Token; tk != nil {
+		if a.Htpasswd != "" {
 			fail("auth.token", "set either auth.htpasswd or auth.token, not both")
 		}
-		if u, err := url.Parse(tk.Realm); tk.Realm == "" || err != nil || u.Host == "" {
-			fail("auth.token.realm", "%q: want the token service URL", tk.Realm)
+		if tk.Realm == "" {
+			fail("auth.token.realm", "required: the token service URL")
 		}
 		if tk.Service == "" {
 			fail("auth.token.service", "required")
@@ -460,47 +354,12 @@ func (c *Config) Validate() error {
 			fail("auth.token.rootCertBundle", "rootCertBundle or jwks required")
 		}
 	}
-	for i, r := range c.Auth.Rules {
-		f := fmt.Sprintf("auth.rules[%d].repositories", i)
+	for i, r := range a.Rules {
 		if r.Repositories == "" {
-			fail(f, "required")
-		} else if _, err := path.Match(r.Repositories, ""); err != nil {
-			fail(f, "%q: %v", r.Repositories, err)
+			fail(fmt.Sprintf("auth.rules[%d].repositories", i), "required")
 		}
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		fail("log.level", "%q: want debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		fail("log.format", "%q: want text or json", c.Log.Format)
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	// One line for the CLI, every problem named.
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// Rules converts Policies to index rules.
-func (c *Config) Rules() index.Rules {
-	rules := make(index.Rules, len(c.Policies))
-	for i, p := range c.Policies {
-		pol, _ := index.ParsePolicy(p.BareTag)
-		rules[i] = index.Rule{Pattern: p.Repositories, Policy: pol}
-		for _, r := range p.Require {
-			pl, _ := platform.Parse(r)
-			rules[i].Require = append(rules[i].Require, pl)
-		}
-	}
-	return rules
+	return errs
 }
 
 // ReadPassword returns the upstream's password, reading PasswordFile if set.

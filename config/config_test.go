@@ -1,12 +1,16 @@
 package config_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/manifold-proxy/manifold/config"
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 func TestDefaults(t *testing.T) {
@@ -15,10 +19,10 @@ func TestDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	if c.Listen != ":5000" || c.DataDir != "./manifold-data" || c.DefaultPlatform != "linux/amd64" ||
+	if c.Listen != ":5000" || c.DataDir != "./manifold-data" || platform.String(v1.Platform(c.DefaultPlatform)) != "linux/amd64" ||
 		time.Duration(c.Cache.TTL) != 30*time.Second || time.Duration(*c.Cache.StaleIfError) != 5*time.Minute ||
 		c.Limits.MaxManifestBytes != 4<<20 || c.Limits.Concurrency != 8 || c.Store.MemoryBytes != 64<<20 ||
-		!*c.FollowRedirects || c.Log.Level != "info" || len(c.Upstreams) != 0 {
+		!*c.FollowRedirects || c.Log.Level != slog.LevelInfo || c.Log.Format != config.LogText || len(c.Upstreams) != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -52,8 +56,8 @@ store: {driver: filesystem, parameters: {rootdirectory: /tmp/x}}
 		!c.Grammar.Aliases || c.Store.Driver != "filesystem" {
 		t.Errorf("parsed: %+v", c)
 	}
-	if r := c.Rules(); r.For("legacy/app") != index.Override || r.For("new/app") != index.Merge {
-		t.Errorf("rules %+v", r)
+	if c.Policies[0].Repositories != "legacy/*" || index.Policy(c.Policies[0].BareTag) != index.Override {
+		t.Errorf("policies %+v", c.Policies)
 	}
 }
 
@@ -70,15 +74,30 @@ func TestZeroStaleIfError(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
-	for _, bad := range []string{"listn: x", "cache: {ttl: soon}", "upstreams: nope", "readOnly: maybe"} {
-		if _, err := config.Parse(strings.NewReader(bad)); err == nil {
-			t.Errorf("%q: accepted", bad)
+	for _, tt := range []struct{ yaml, err string }{
+		{"listn: x", "listn: unknown field"},
+		{"cache: {ttl: soon, tll: 1s}", `cache.ttl: want a duration such as "30s"`},
+		{"cache: {ttl: soon, tll: 1s}", "cache.tll: unknown field"},
+		{"upstreams: nope", "upstreams: want a list"},
+		{"readOnly: maybe", `readOnly: "maybe": want true or false`},
+		{"cache: [1]", "cache: want a mapping of fields"},
+		{"listen: [a]", "listen: want a single value"},
+		{"listen: a\nlisten: b", "listen: set twice"},
+		{"limits: {concurrency: x}", `limits.concurrency: "x": want a whole number`},
+		{"cache: {ttl: -1s}", `cache.ttl: "-1s": must not be negative`},
+		{": [", "yaml:"},
+	} {
+		_, err := config.Parse(strings.NewReader(tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%q: error %v, want one containing %q", tt.yaml, err, tt.err)
 		}
 	}
 }
 
-// TestValidateNamesFields: every error says which field is wrong.
-func TestValidateNamesFields(t *testing.T) {
+// TestErrorsNameFields: every error says which field is wrong, whether
+// the value itself is bad (Parse) or its combination with others
+// (Validate).
+func TestErrorsNameFields(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ yaml, field string }{
 		{"listen: nowhere", "listen:"},
@@ -95,6 +114,12 @@ func TestValidateNamesFields(t *testing.T) {
 		{"log: {level: loud}", "log.level:"},
 		{"log: {format: xml}", "log.format:"},
 		{"limits: {concurrency: -1}", "limits.concurrency:"},
+		{"cache: {entries: -1}", "cache.entries:"},
+		{"store: {memoryBytes: -1}", "store.memoryBytes:"},
+		{"limits: {maxManifestBytes: -1}", "limits.maxManifestBytes:"},
+		{"auth: {token: {realm: nowhere, service: s, issuer: i, jwks: /k}}", "auth.token.realm:"},
+		{"auth: {htpasswd: /x, rules: [{repositories: '['}]}", "auth.rules[0].repositories:"},
+		{"policies: [{repositories: x, require: ['']}]", "policies[0].require[0]: empty platform"},
 		{"store: {parameters: {a: b}}", "store.driver:"},
 		{"auth: {anonymousRead: true}", "auth.htpasswd: auth.htpasswd or auth.token required"},
 		{"auth: {token: {service: s, issuer: i, jwks: /k}}", "auth.token.realm:"},
@@ -106,10 +131,9 @@ func TestValidateNamesFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		c, err := config.Parse(strings.NewReader(tt.yaml))
-		if err != nil {
-			t.Fatalf("%q: %v", tt.yaml, err)
+		if err == nil {
+			err = c.Validate()
 		}
-		err = c.Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.field) {
 			t.Errorf("%q: error %v, want one naming %q", tt.yaml, err, tt.field)
 		}
@@ -132,10 +156,86 @@ func TestApplyEnv(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:7000" || len(c.Upstreams) != 1 || c.Upstreams[0].URL != "http://127.0.0.1:5001" ||
 		c.Upstreams[0].Password != "new" || c.Upstreams[0].Username != "a" || !c.ReadOnly ||
-		time.Duration(c.Cache.TTL) != 2*time.Minute || c.DefaultPlatform != "linux/arm64" {
+		time.Duration(c.Cache.TTL) != 2*time.Minute || platform.String(v1.Platform(c.DefaultPlatform)) != "linux/arm64/v8" {
 		t.Errorf("after env: %+v", c)
 	}
 	if err := c.ApplyEnv(func(k string) string { return map[string]string{"MANIFOLD_READ_ONLY": "perhaps"}[k] }); err == nil || !strings.Contains(err.Error(), "MANIFOLD_READ_ONLY") {
 		t.Errorf("bad env: %v", err)
+	}
+}
+
+// TestScalarsAsWritten: a scalar reaches its field as written, so YAML
+// 1.1's booleans and numbers do not change what a string means:
+// `bareTag: off` is the policy, a password "yes" stays "yes".
+func TestScalarsAsWritten(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(strings.NewReader(`
+upstreams: [{url: 'https://a.example', prefix: 010, username: yes, password: 1.10}]
+policies: [{repositories: a, bareTag: off}, {repositories: b, bareTag: on}]
+readOnly: yes
+`))
+	if err == nil {
+		t.Fatal("bareTag: on accepted")
+	}
+	if !strings.Contains(err.Error(), `policies[1].bareTag: unknown bare-tag policy "on"`) || strings.Contains(err.Error(), "policies[0]") {
+		t.Errorf("error %v, want policies[1].bareTag only", err)
+	}
+	c, err = config.Parse(strings.NewReader(`
+upstreams: [{url: 'https://a.example', prefix: 010, username: yes, password: 1.10}]
+policies: [{repositories: a, bareTag: off}]
+readOnly: yes
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Upstreams[0]
+	if u.Prefix != "010" || u.Username != "yes" || u.Password != "1.10" || index.Policy(c.Policies[0].BareTag) != index.Off || !c.ReadOnly {
+		t.Errorf("parsed %+v %+v readOnly %v", u, c.Policies, c.ReadOnly)
+	}
+}
+
+// TestEveryErrorReported: one run names every bad field, joined.
+func TestEveryErrorReported(t *testing.T) {
+	t.Parallel()
+	_, err := config.Parse(strings.NewReader("listen: nowhere\ncache: {ttl: soon}\nlog: {level: loud}\n"))
+	for _, want := range []string{"listen:", "cache.ttl:", "log.level:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+	c, _ := config.Parse(strings.NewReader("upstreams: [{}, {prefix: x, password: p}]"))
+	err = c.Validate()
+	for _, want := range []string{"upstreams[0].url: required", "upstreams[1].url: required", "upstreams[1].username:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestSet(t *testing.T) {
+	t.Parallel()
+	c, _ := config.Parse(strings.NewReader("upstreams: [{url: 'https://hub.example', prefix: hub}]\nlisten: ':6000'"))
+	if err := c.Set("upstreams[].url", "http://127.0.0.1:5001"); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Upstreams) != 2 || c.Upstreams[1].URL != "http://127.0.0.1:5001" || c.Upstreams[0].URL != "https://hub.example" {
+		t.Errorf("default upstream: %+v", c.Upstreams)
+	}
+	if err := c.Set("listen", ""); err != nil || c.Listen != config.DefaultListen {
+		t.Errorf("empty listen: %q %v, want the default", c.Listen, err)
+	}
+	if err := c.Set("cache.staleIfError", "0s"); err != nil || *c.Cache.StaleIfError != 0 {
+		t.Errorf("staleIfError 0s: %v", err)
+	}
+	for _, tt := range []struct{ path, value, err string }{
+		{"listen", "nowhere", "listen: "},
+		{"nope", "x", "nope: no such field"},
+		{"policies[].bareTag", "off", "only the default upstream"},
+		{"cache", "x", "cache: not a single value"},
+		{"policies", "x", "policies: not a single value"},
+	} {
+		if err := c.Set(tt.path, tt.value); err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("Set(%q, %q): %v, want %q", tt.path, tt.value, err, tt.err)
+		}
 	}
 }

@@ -19,6 +19,9 @@ import (
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
+// DefaultConcurrency bounds the bases inspected or migrated at once.
+const DefaultConcurrency = 4
+
 // Options configure a Migrator. Policies, Grammar and MaxManifestBytes must
 // be the proxy's (cmd/proxy reads them from its configuration file): they
 // decide which members are listed, and so the digest.
@@ -37,12 +40,13 @@ type Options struct {
 	// Grammar of member tags. Default: canonical suffixes only.
 	Grammar index.Grammar
 	// MaxManifestBytes caps member manifests and configs, as the proxy
-	// does. Default 4 MiB.
+	// does. Default resolve.DefaultMaxManifestBytes.
 	MaxManifestBytes int64
 	// MemberConcurrency bounds the members of one base resolved at once.
-	// Default 8.
+	// Default resolve.DefaultConcurrency.
 	MemberConcurrency int
-	// Concurrency bounds the bases inspected or migrated at once. Default 4.
+	// Concurrency bounds the bases inspected or migrated at once. Default
+	// DefaultConcurrency.
 	Concurrency int
 	// Expect lists platforms every base should have; the missing ones are
 	// reported as problems. Default: none.
@@ -96,10 +100,10 @@ func New(o Options) (*Migrator, error) {
 		o.MaxManifestBytes = resolve.DefaultMaxManifestBytes
 	}
 	if o.MemberConcurrency <= 0 {
-		o.MemberConcurrency = 8
+		o.MemberConcurrency = resolve.DefaultConcurrency
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 4
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

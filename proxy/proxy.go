@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/store"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -31,6 +32,15 @@ type Upstream struct {
 	Client *upstream.Client
 }
 
+// Defaults of Options.
+const (
+	// DefaultPlatform is served to clients that do not accept the
+	// synthesized list's media type.
+	DefaultPlatform = "linux/amd64"
+	// DefaultFollowRedirects: upstream redirects are followed.
+	DefaultFollowRedirects = true
+)
+
 // Options configure a Proxy.
 type Options struct {
 	// Upstreams; at least one.
@@ -43,19 +53,24 @@ type Options struct {
 	// Grammar of member tags. Default: canonical suffixes only.
 	Grammar index.Grammar
 	// DefaultPlatform is served to clients that do not accept the
-	// synthesized list's media type. Default linux/amd64.
+	// synthesized list's media type. Default DefaultPlatform.
 	DefaultPlatform *v1.Platform
-	// Cache of tag lists and descriptors (TTL default 30s).
+	// Cache of tag lists and descriptors (see resolve.CacheOptions for the
+	// defaults).
 	Cache resolve.CacheOptions
-	// MaxManifestBytes caps member manifests. Default 4 MiB.
+	// MaxManifestBytes caps member manifests, and manifests pushed through
+	// the proxy. Default resolve.DefaultMaxManifestBytes.
 	MaxManifestBytes int64
-	// Concurrency bounds members resolved at once per group. Default 8.
+	// Concurrency bounds members resolved at once per group. Default
+	// resolve.DefaultConcurrency.
 	Concurrency int
-	// Store keeps synthesized indexes by digest. Default: 64 MiB in memory.
+	// Store keeps synthesized indexes by digest. Default: in memory,
+	// store.DefaultMemoryBytes.
 	Store store.Store
 	// FollowRedirects: upstream redirects of GET/HEAD (blob storage,
 	// CDNs) are followed by the proxy, which streams the content; when
-	// false they are passed to the client. Default true.
+	// false they are passed to the client. Default
+	// DefaultFollowRedirects.
 	FollowRedirects *bool
 	// Access controls who may use the proxy. Default nil: anyone.
 	Access *Access
@@ -123,7 +138,8 @@ func New(o Options) (*Proxy, error) {
 		}
 	}
 	if o.DefaultPlatform == nil {
-		o.DefaultPlatform = &v1.Platform{OS: "linux", Architecture: "amd64"}
+		d, _ := platform.Parse(DefaultPlatform)
+		o.DefaultPlatform = &d
 	}
 	if o.Store == nil {
 		o.Store = store.NewMemory(0)
@@ -134,7 +150,11 @@ func New(o Options) (*Proxy, error) {
 	if o.MaxManifestBytes <= 0 {
 		o.MaxManifestBytes = resolve.DefaultMaxManifestBytes
 	}
-	p := &Proxy{o: o, log: o.Logger, follow: o.FollowRedirects == nil || *o.FollowRedirects}
+	follow := DefaultFollowRedirects
+	if o.FollowRedirects != nil {
+		follow = *o.FollowRedirects
+	}
+	p := &Proxy{o: o, log: o.Logger, follow: follow}
 	reg := o.Registerer
 	if reg == nil {
 		r := prometheus.NewRegistry()

@@ -16,9 +16,18 @@ import (
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
+// Defaults of CacheOptions.
+const (
+	// DefaultTTL is how long tag lists and tag → descriptor answers are
+	// kept.
+	DefaultTTL = 30 * time.Second
+	// DefaultEntries bounds each of the caches.
+	DefaultEntries = 10000
+)
+
 // CacheOptions configure NewCache.
 type CacheOptions struct {
-	// TTL of tag lists and tag → descriptor answers. Default 30s.
+	// TTL of tag lists and tag → descriptor answers. Default DefaultTTL.
 	TTL time.Duration
 	// StaleWhileRevalidate: after TTL, an answer is still served for this
 	// long while it is refreshed in the background. Default 0 (off).
@@ -27,7 +36,7 @@ type CacheOptions struct {
 	// 429, the last good answer is served for this long after its TTL.
 	// Default 0 (off).
 	StaleIfError time.Duration
-	// Entries bounds each of the caches. Default 10000.
+	// Entries bounds each of the caches. Default DefaultEntries.
 	Entries int
 	// FetchTimeout bounds one upstream fetch shared by concurrent callers.
 	// Default upstream.DefaultTimeout.
@@ -71,10 +80,10 @@ type manifestBytes struct {
 // NewCache wraps src.
 func NewCache(src Source, o CacheOptions) *Cache {
 	if o.TTL <= 0 {
-		o.TTL = 30 * time.Second
+		o.TTL = DefaultTTL
 	}
 	if o.Entries <= 0 {
-		o.Entries = 10000
+		o.Entries = DefaultEntries
 	}
 	if o.FetchTimeout <= 0 {
 		o.FetchTimeout = upstream.DefaultTimeout

@@ -24,6 +24,15 @@ import (
 	"github.com/manifold-proxy/manifold/internal/flight"
 )
 
+// Defaults of Options.
+const (
+	// DefaultUserAgent is sent upstream.
+	DefaultUserAgent = "manifold"
+	// DefaultTransportMaxAge is how long an authenticated transport is
+	// reused.
+	DefaultTransportMaxAge = 10 * time.Minute
+)
+
 // Options configure a Client.
 type Options struct {
 	// URL of the registry: http://host:port (plain HTTP) or https://host.
@@ -43,7 +52,7 @@ type Options struct {
 	Transport http.RoundTripper
 	// Retry policy for GET and HEAD.
 	Retry Retry
-	// UserAgent sent upstream. Default "manifold".
+	// UserAgent sent upstream. Default DefaultUserAgent.
 	UserAgent string
 	// Header is added to every request (e.g. HeaderSynthesis). Default none.
 	Header http.Header
@@ -52,7 +61,7 @@ type Options struct {
 	// Default DefaultMaxInFlight.
 	MaxInFlight int
 	// TransportMaxAge is how long an authenticated transport (its token and
-	// resolved credentials) is reused. Default 10m.
+	// resolved credentials) is reused. Default DefaultTransportMaxAge.
 	TransportMaxAge time.Duration
 	// Library applies Docker Hub's naming rule: a one-component repository
 	// name is library/<name> there (nginx is library/nginx). Default: on
@@ -147,7 +156,7 @@ func New(o Options) (*Client, error) {
 	}
 	ua := o.UserAgent
 	if ua == "" {
-		ua = "manifold"
+		ua = DefaultUserAgent
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
@@ -160,7 +169,7 @@ func New(o Options) (*Client, error) {
 	base = transport.NewUserAgent(base, ua)
 	cache, _ := lru.New[string, cachedTransport](1024)
 	if o.TransportMaxAge <= 0 {
-		o.TransportMaxAge = 10 * time.Minute
+		o.TransportMaxAge = DefaultTransportMaxAge
 	}
 	c := &Client{guard: g, limit: limit, reg: reg, scheme: u.Scheme, auth: o.Auth, keychain: o.Keychain, base: base, transports: cache, maxAge: o.TransportMaxAge}
 	if c.auth == nil && c.keychain == nil {

@@ -12,14 +12,22 @@ import (
 	"time"
 )
 
+// Defaults of Retry.
+const (
+	DefaultRetryAttempts = 3
+	DefaultRetryBackoff  = 200 * time.Millisecond
+	DefaultRetryMaxWait  = 5 * time.Second
+)
+
 // Retry decides how requests are retried.
 type Retry struct {
-	// Attempts in all, including the first. Default 3.
+	// Attempts in all, including the first. Default DefaultRetryAttempts.
 	Attempts int
-	// Backoff before the second attempt; doubled each time. Default 200ms.
+	// Backoff before the second attempt; doubled each time. Default
+	// DefaultRetryBackoff.
 	Backoff time.Duration
 	// MaxWait caps a Retry-After wait; longer waits are not retried.
-	// Default 5s.
+	// Default DefaultRetryMaxWait.
 	MaxWait time.Duration
 	// Timeout bounds the wait for an answer to a GET or HEAD — the
 	// response headers, over every attempt and the waits between them —
@@ -33,13 +41,13 @@ const DefaultTimeout = 30 * time.Second
 
 func (r Retry) withDefaults() Retry {
 	if r.Attempts <= 0 {
-		r.Attempts = 3
+		r.Attempts = DefaultRetryAttempts
 	}
 	if r.Backoff <= 0 {
-		r.Backoff = 200 * time.Millisecond
+		r.Backoff = DefaultRetryBackoff
 	}
 	if r.MaxWait <= 0 {
-		r.MaxWait = 5 * time.Second
+		r.MaxWait = DefaultRetryMaxWait
 	}
 	if r.Timeout <= 0 {
 		r.Timeout = DefaultTimeout

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -54,7 +53,7 @@ same digests, and a rebuild with no change pushes nothing.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "build, print the plan and the index JSON, push nothing")
 	fl.StringArrayVar(&f.bases, "base", nil, "base image IMAGE, or PLATFORM=IMAGE for one platform, repeatable (default scratch)")
 	fl.StringArrayVar(&f.adds, "add", nil, "SRC:DST file or directory to copy into the images, repeatable")
-	fl.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "platforms compiled at once")
+	fl.IntVar(&f.jobs, "jobs", 0, "platforms compiled at once (default: GOMAXPROCS, the number of CPUs)")
 	fl.StringVar(&f.ldflags, "ldflags", "", "go build -ldflags")
 	fl.StringSliceVar(&f.goTags, "tags", nil, "go build -tags")
 	fl.BoolVar(&f.trimpath, "trimpath", true, "go build -trimpath")
@@ -68,13 +67,7 @@ same digests, and a rebuild with no change pushes nothing.`,
 func runBuild(cmd *cobra.Command, f buildFlags, pkg string) error {
 	out := cmd.OutOrStdout()
 	prog := newProgress(out)
-	o := build.Options{
-		Repo: f.repo, Tags: f.tags, Platforms: f.platforms, Package: pkg,
-		Index: f.index, DryRun: f.dryRun, Bases: f.bases, Adds: f.adds,
-		Jobs: f.jobs, LDFlags: f.ldflags, GoTags: f.goTags, NoTrimpath: !f.trimpath,
-		Insecure: f.insecure, CacheDir: f.cacheDir, Progress: prog.event,
-	}
-	res, err := build.Run(cmd.Context(), o)
+	res, err := build.Run(cmd.Context(), buildOptions(f, pkg, prog.event))
 	prog.finish()
 	if err != nil {
 		var ce *build.CompileError

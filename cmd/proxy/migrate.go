@@ -15,7 +15,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/manifold-proxy/manifold/config"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/migrate"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -126,35 +125,21 @@ func newRepoMigrator(f repoFlags, arg string, expect []v1.Platform, progress fun
 	if err != nil {
 		return nil, "", err
 	}
-	cfg, err := config.Load(f.config)
+	cfg, err := loadConfig(f.config, nil)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, "", fmt.Errorf("invalid configuration: %w", err)
-	}
-	reg := repo.Registry
 	c, err := upstream.New(upstream.Options{
-		URL:       registryURL(reg, f.insecure),
+		URL:       registryURL(repo.Registry, f.insecure),
 		Keychain:  authn.DefaultKeychain,
-		UserAgent: "manifold/" + versionString(),
+		UserAgent: userAgent(),
 		// Through a manifold proxy, see what the registry behind it holds.
 		Header: http.Header{upstream.HeaderSynthesis: {"off"}},
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := migrate.New(migrate.Options{
-		Client:            c,
-		Repository:        repo.RepositoryStr(),
-		PolicyName:        policyName(cfg, reg, repo.RepositoryStr()),
-		Policies:          cfg.Rules(),
-		Grammar:           index.Grammar{Aliases: cfg.Grammar.Aliases, Prefix: cfg.Grammar.Prefix},
-		MaxManifestBytes:  cfg.Limits.MaxManifestBytes,
-		MemberConcurrency: cfg.Limits.Concurrency,
-		Expect:            expect,
-		Progress:          progress,
-	})
+	m, err := migrate.New(migrateOptions(cfg, c, repo, expect, progress))
 	return m, base, err
 }
 
@@ -205,22 +190,6 @@ func registryURL(reg name.Registry, insecure bool) string {
 		return "http://" + host
 	}
 	return "https://" + host
-}
-
-// policyName is the repository as the proxy's clients name it, which the
-// configuration's policy patterns match: an upstream of the configuration
-// on this registry with a prefix puts that prefix in front.
-func policyName(cfg *config.Config, reg name.Registry, repo string) string {
-	for _, u := range cfg.Upstreams {
-		p := strings.Trim(u.Prefix, "/")
-		if p == "" {
-			continue
-		}
-		if _, host, ok := strings.Cut(u.URL, "://"); ok && strings.TrimSuffix(host, "/") == reg.RegistryStr() {
-			return p + "/" + repo
-		}
-	}
-	return repo
 }
 
 // cliError keeps CLI errors to one line.

@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"proxy":               {"index", "platform", "resolve", "store", "upstream"},
 	"build":               {"index", "platform", "resolve", "upstream"},
 	"migrate":             {"index", "platform", "resolve", "upstream"},
-	"config":              {"index", "platform"},
+	"config":              {"index", "platform", "proxy", "resolve", "store"},
 	"cmd/proxy":           {"build", "config", "embedded", "index", "migrate", "platform", "proxy", "resolve", "store", "upstream"},
 	"internal/flight":     {},
 	"internal/lru":        {},
