@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distribution/distribution/v3/registry/auth"
 	dauth "github.com/distribution/distribution/v3/registry/auth"
@@ -360,5 +362,51 @@ func TestL2_RulesOnTheCanonicalName(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("bob reading %s: %d, want 403 (the hub/library/* rule)", name, resp.StatusCode)
 		}
+	}
+}
+
+// TestL1_NoUserEnumerationByTiming: an unknown user was refused in 4 ms, a
+// known user with a wrong password in 83 ms, so timing told which users
+// exist. Both now cost a bcrypt comparison of the file's cost.
+func TestL1_NoUserEnumerationByTiming(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(path, []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := auth.GetAccessController("htpasswd", map[string]any{"realm": "test", "path": path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	even, err := proxy.EvenHtpasswd(ctl, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	median := func(user string) time.Duration {
+		var ds []time.Duration
+		for range 7 {
+			r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+			r.SetBasicAuth(user, "wrong")
+			start := time.Now()
+			if _, err := even.Authorized(r); err == nil {
+				t.Fatal("a wrong password was accepted")
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	known, unknown := median("alice"), median("mallory")
+	if unknown < known/2 {
+		t.Errorf("unknown user refused in %s, known user in %s: timing tells them apart", unknown, known)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+	r.SetBasicAuth("alice", "right")
+	if g, err := even.Authorized(r); err != nil || g.User.Name != "alice" {
+		t.Errorf("the right password: %v %v", g, err)
 	}
 }

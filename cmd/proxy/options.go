@@ -184,7 +184,7 @@ func accessController(cfg config.Auth) (auth.AccessController, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth.htpasswd: %w", err)
 		}
-		return ctl, nil
+		return proxy.EvenHtpasswd(ctl, cfg.Htpasswd)
 	case cfg.Token != nil:
 		ctl, err := auth.GetAccessController("token", map[string]any{
 			"realm": string(cfg.Token.Realm), "service": cfg.Token.Service, "issuer": cfg.Token.Issuer,
