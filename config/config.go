@@ -38,6 +38,12 @@ const (
 	DefaultRealm = "manifold"
 	// DefaultShutdownTimeout bounds a graceful shutdown.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultMaxConnections is server.maxConnections' default.
+	DefaultMaxConnections = 4096
+	// DefaultReadHeaderTimeout is server.readHeaderTimeout's default.
+	DefaultReadHeaderTimeout = 30 * time.Second
+	// DefaultIdleTimeout is server.idleTimeout's default.
+	DefaultIdleTimeout = 2 * time.Minute
 )
 
 // Config is the whole configuration.
@@ -74,6 +80,10 @@ type Config struct {
 	FollowRedirects *bool `json:"followRedirects"`
 	// Auth controls who may use the proxy. Default: anyone, no login.
 	Auth Auth `json:"auth"`
+	// Server tunes the proxy's own listener.
+	Server Server `json:"server"`
+	// Metrics configures /metrics.
+	Metrics Metrics `json:"metrics"`
 	// Log configures the structured logs on stderr.
 	Log Log `json:"log"`
 	// ShutdownTimeout bounds a graceful shutdown on SIGTERM or SIGINT.
@@ -149,6 +159,47 @@ type Limits struct {
 	// Concurrency is how many members of a group are resolved at once.
 	// Default 8 (resolve.DefaultConcurrency).
 	Concurrency Count `json:"concurrency"`
+	// UpstreamTimeout bounds the wait for an upstream's answer to a GET or
+	// HEAD, over every retry: a hanging upstream is an error after it,
+	// never a hang. Default "30s" (upstream.DefaultTimeout).
+	UpstreamTimeout Duration `json:"upstreamTimeout"`
+	// UpstreamInFlight bounds the requests open on each upstream at once;
+	// more wait for a slot. Default 256 (upstream.DefaultMaxInFlight).
+	UpstreamInFlight Count `json:"upstreamInFlight"`
+	// MaxSearchGroups bounds the bare tags searched to find a digest this
+	// replica never served; a repository with more is not searched (the
+	// digest is then found only in the store). Default 5000
+	// (resolve.DefaultMaxSearchGroups).
+	MaxSearchGroups Count `json:"maxSearchGroups"`
+}
+
+// Server tunes the proxy's own listener.
+type Server struct {
+	// MaxConnections bounds the client connections open at once; more
+	// wait to be accepted. Default 4096 (config.DefaultMaxConnections).
+	MaxConnections Count `json:"maxConnections"`
+	// ReadHeaderTimeout bounds the reading of a request's headers. Default
+	// "30s" (config.DefaultReadHeaderTimeout).
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`
+	// IdleTimeout closes a keep-alive connection idle this long. Default
+	// "2m" (config.DefaultIdleTimeout).
+	IdleTimeout Duration `json:"idleTimeout"`
+	// ProgressTimeout ends a request whose body read or answer write makes
+	// no progress for this long (a stalled upload, a client that stopped
+	// reading); a request that keeps moving is never cut. Default "1m"
+	// (proxy.DefaultProgressTimeout).
+	ProgressTimeout Duration `json:"progressTimeout"`
+}
+
+// Metrics configures /metrics (Prometheus).
+type Metrics struct {
+	// Listen serves /metrics on an address of its own instead of the
+	// proxy's (e.g. "127.0.0.1:9090", reachable by the scraper only).
+	// Default "": on the proxy's listener.
+	Listen Address `json:"listen"`
+	// Auth requires an authenticated user (any) for /metrics on the
+	// proxy's listener when client authentication is on. Default false.
+	Auth bool `json:"auth"`
 }
 
 // Store configures where synthesized indexes are kept by digest, so that

@@ -12,6 +12,7 @@ import (
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/store"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // A Field is one setting in the table that drives the environment
@@ -59,6 +60,9 @@ func Fields() []Field {
 		{Path: "cache.entries", Default: Count(resolve.DefaultEntries)},
 		{Path: "limits.maxManifestBytes", Default: Size(resolve.DefaultMaxManifestBytes)},
 		{Path: "limits.concurrency", Default: Count(resolve.DefaultConcurrency)},
+		{Path: "limits.upstreamTimeout", Default: Duration(upstream.DefaultTimeout)},
+		{Path: "limits.upstreamInFlight", Default: Count(upstream.DefaultMaxInFlight)},
+		{Path: "limits.maxSearchGroups", Default: Count(resolve.DefaultMaxSearchGroups)},
 		{Path: "store.memoryBytes", Default: Size(store.DefaultMemoryBytes)},
 		{Path: "store.driver"},
 		{Path: "store.parameters"},
@@ -74,6 +78,12 @@ func Fields() []Field {
 		{Path: "auth.rules[].repositories"},
 		{Path: "auth.rules[].read"},
 		{Path: "auth.rules[].write"},
+		{Path: "server.maxConnections", Default: Count(DefaultMaxConnections)},
+		{Path: "server.readHeaderTimeout", Default: Duration(DefaultReadHeaderTimeout)},
+		{Path: "server.idleTimeout", Default: Duration(DefaultIdleTimeout)},
+		{Path: "server.progressTimeout", Default: Duration(proxy.DefaultProgressTimeout)},
+		{Path: "metrics.listen", Env: "MANIFOLD_METRICS_LISTEN"},
+		{Path: "metrics.auth"},
 		{Path: "log.level", Env: "MANIFOLD_LOG_LEVEL", Flag: "log-level", Default: slog.LevelInfo},
 		{Path: "log.format", Env: "MANIFOLD_LOG_FORMAT", Default: LogText},
 		{Path: "shutdownTimeout", Default: Duration(DefaultShutdownTimeout)},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -39,6 +40,9 @@ const (
 	DefaultPlatform = "linux/amd64"
 	// DefaultFollowRedirects: upstream redirects are followed.
 	DefaultFollowRedirects = true
+	// DefaultProgressTimeout: a body read or an answer write that makes no
+	// progress for a minute ends the request.
+	DefaultProgressTimeout = time.Minute
 )
 
 // Options configure a Proxy.
@@ -76,6 +80,15 @@ type Options struct {
 	Access *Access
 	// Logger for requests and synthesis findings. Default: silent.
 	Logger *slog.Logger
+	// MaxSearchGroups bounds the bare tags searched for a digest this
+	// replica never served (resolve.Options.MaxSearchGroups).
+	MaxSearchGroups int
+	// ProgressTimeout ends a request whose body read or answer write makes
+	// no progress for this long. Default DefaultProgressTimeout.
+	ProgressTimeout time.Duration
+	// MetricsAuth requires an authenticated user (any, with Access) for
+	// /metrics. Default false.
+	MetricsAuth bool
 	// Registerer for Prometheus metrics. Default: a private registry,
 	// served by Proxy.Metrics.
 	Registerer prometheus.Registerer
@@ -150,6 +163,9 @@ func New(o Options) (*Proxy, error) {
 	if o.MaxManifestBytes <= 0 {
 		o.MaxManifestBytes = resolve.DefaultMaxManifestBytes
 	}
+	if o.ProgressTimeout <= 0 {
+		o.ProgressTimeout = DefaultProgressTimeout
+	}
 	follow := DefaultFollowRedirects
 	if o.FollowRedirects != nil {
 		follow = *o.FollowRedirects
@@ -177,7 +193,7 @@ func New(o Options) (*Proxy, error) {
 			cache:  cache,
 			resolver: resolve.New(cache, resolve.Options{
 				Grammar: o.Grammar, MaxManifestBytes: o.MaxManifestBytes, Concurrency: o.Concurrency, Logger: o.Logger,
-				Store: o.Store, Registry: u.Client.Host(),
+				Store: o.Store, Registry: u.Client.Host(), MaxSearchGroups: o.MaxSearchGroups,
 			}),
 		})
 	}
@@ -221,7 +237,17 @@ func (p *Proxy) routes() {
 	r.Handle("/v2/"+name+"/referrers/{digest}", p.wrap("referrers", p.referrers, true)).Methods(http.MethodGet)
 	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
 	r.Handle("/readyz", http.HandlerFunc(p.readyz))
-	if p.gather != nil {
+	if p.gather != nil && p.o.MetricsAuth && p.o.Access != nil {
+		// Any authenticated user, never anonymous (anonymousRead is for
+		// images, not for the proxy's internals).
+		r.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := p.check(w, r, nil, "", "pull"); err != nil {
+				writeError(w, r, err)
+				return
+			}
+			p.Metrics().ServeHTTP(w, r)
+		}))
+	} else if p.gather != nil {
 		r.Handle("/metrics", p.Metrics())
 	}
 	r.MethodNotAllowedHandler = p.wrap("unsupported", func(http.ResponseWriter, *http.Request, target) error {
@@ -238,7 +264,8 @@ func (p *Proxy) routes() {
 func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := p.progress(w, r)
+		defer rec.done()
 		rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		var err error
 		var t target
@@ -312,6 +339,37 @@ type statusRecorder struct {
 	status int
 	bytes  int64
 	wrote  bool
+	// rc and timeout bound each write's progress (Options.ProgressTimeout).
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+// progress starts a request's progress bounds: every read of its body and
+// every write of its answer must make progress within ProgressTimeout, so
+// a stalled upload or a client that stops reading a blob ends the request
+// instead of holding its connection (and its upstream request) forever. A
+// request that keeps moving is never cut, however long it takes.
+func (p *Proxy) progress(w http.ResponseWriter, r *http.Request) *statusRecorder {
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), timeout: p.o.ProgressTimeout}
+	_ = rec.rc.SetWriteDeadline(time.Time{}) // none left over from the connection's previous request
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &progressBody{ReadCloser: r.Body, rc: rec.rc, timeout: p.o.ProgressTimeout}
+	}
+	return rec
+}
+
+// done bounds the server's own final flush of the answer too.
+func (s *statusRecorder) done() { _ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout)) }
+
+type progressBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	return b.ReadCloser.Read(p)
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -323,6 +381,7 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	s.wrote = true
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	n, err := s.ResponseWriter.Write(b)
 	s.bytes += int64(n)
 	return n, err

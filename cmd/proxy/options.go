@@ -103,11 +103,14 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		},
 		MaxManifestBytes: int64(cfg.Limits.MaxManifestBytes),
 		Concurrency:      int(cfg.Limits.Concurrency),
+		MaxSearchGroups:  int(cfg.Limits.MaxSearchGroups),
 		FollowRedirects:  cfg.FollowRedirects,
+		ProgressTimeout:  time.Duration(cfg.Server.ProgressTimeout),
+		MetricsAuth:      cfg.Metrics.Auth,
 		Logger:           log,
 	}
 	for _, u := range ups {
-		c, err := upstreamClient(u, transport)
+		c, err := upstreamClient(u, transport, cfg.Limits)
 		if err != nil {
 			return opts, err
 		}
@@ -154,8 +157,9 @@ func indexStore(ctx context.Context, cfg config.Store) (store.Store, error) {
 	return store.Tiered{mem, store.NewDriver(d)}, nil
 }
 
-func upstreamClient(u config.Upstream, transport http.RoundTripper) (*upstream.Client, error) {
-	o := upstream.Options{URL: string(u.URL), InsecureSkipVerify: u.InsecureSkipVerify, Transport: transport, UserAgent: userAgent()}
+func upstreamClient(u config.Upstream, transport http.RoundTripper, limits config.Limits) (*upstream.Client, error) {
+	o := upstream.Options{URL: string(u.URL), InsecureSkipVerify: u.InsecureSkipVerify, Transport: transport, UserAgent: userAgent(),
+		Retry: upstream.Retry{Timeout: time.Duration(limits.UpstreamTimeout)}, MaxInFlight: int(limits.UpstreamInFlight)}
 	switch {
 	case u.Keychain:
 		o.Keychain = authn.DefaultKeychain

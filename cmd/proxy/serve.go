@@ -11,7 +11,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"golang.org/x/net/netutil"
 
 	"github.com/manifold-proxy/manifold/config"
 	"github.com/manifold-proxy/manifold/embedded"
@@ -82,36 +85,71 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var metrics *prometheus.Registry
+	if cfg.Metrics.Listen != "" {
+		// /metrics on its own address, not on the proxy's.
+		metrics = prometheus.NewRegistry()
+		opts.Registerer = metrics
+	}
 	p, err := proxy.New(opts)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", string(cfg.Listen))
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	servers := []*server{{name: "manifold", addr: string(cfg.Listen), handler: p, maxConns: int(cfg.Server.MaxConnections)}}
+	if metrics != nil {
+		servers = append(servers, &server{name: "metrics", addr: string(cfg.Metrics.Listen), handler: promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}), maxConns: 64})
 	}
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: blob downloads stream for as long as they take.
+	return serveAll(ctx, cfg, servers, log)
+}
+
+// server is one listener of `proxy serve`.
+type server struct {
+	name, addr string
+	handler    http.Handler
+	maxConns   int
+	srv        *http.Server
+}
+
+// serveAll listens on every server's address (all or none), serves until
+// ctx ends or one fails, then shuts them all down gracefully.
+func serveAll(ctx context.Context, cfg *config.Config, servers []*server, log *slog.Logger) error {
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			for _, started := range servers {
+				if started.srv != nil {
+					_ = started.srv.Close()
+				}
+			}
+			return fmt.Errorf("listen (%s): %w", s.name, err)
+		}
+		s.srv = &http.Server{
+			Handler:           s.handler,
+			ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+			IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+			// No ReadTimeout or WriteTimeout: uploads and blob downloads
+			// take as long as they take; the proxy ends only those that
+			// stop moving (server.progressTimeout).
+		}
+		go func() { errc <- s.srv.Serve(netutil.LimitListener(ln, s.maxConns)) }()
+		log.Info(s.name+" serving", "addr", ln.Addr().String(), "version", versionString(), "readOnly", cfg.ReadOnly)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("manifold serving", "addr", ln.Addr().String(), "version", versionString(), "readOnly", cfg.ReadOnly)
+	var failed error
 	select {
-	case err := <-errc:
-		return err
+	case failed = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, s := range servers {
+		if err := s.srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
+		return failed
 	}
 	return nil
 }
