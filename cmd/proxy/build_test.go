@@ -24,9 +24,9 @@ func TestBuildCommand(t *testing.T) {
 	t.Cleanup(func() { _ = reg.Close(ctx) })
 	host := strings.TrimPrefix(reg.URL, "http://")
 	cache := t.TempDir()
-	const pkg = "../../build/testdata/hello"
+	const pkg = "../../crossbuild/testdata/hello"
 	common := []string{"build", "--repo", host + "/cli", "--tag", "v1", "--platform", "linux/amd64,linux/arm/v7",
-		"--add", "../../build/testdata/hello/static:/srv/static", "--cache-dir", cache}
+		"--add", "../../crossbuild/testdata/hello/static:/srv/static", "--cache-dir", cache}
 
 	t.Run("dry run", func(t *testing.T) {
 		out, _, err := execRoot(t, append(common, "--dry-run", pkg)...)
@@ -119,7 +119,7 @@ func TestBuildCommand(t *testing.T) {
 
 	t.Run("compile error", func(t *testing.T) {
 		_, stderr, err := execRoot(t, "build", "--repo", host+"/broken", "--tag", "v1", "--platform", "linux/amd64,linux/arm64",
-			"--cache-dir", cache, "../../build/testdata/broken")
+			"--cache-dir", cache, "../../crossbuild/testdata/broken")
 		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "for linux/arm64/v8: exit status 1") {
 			t.Errorf("err = %v", err)
 		}

@@ -1,4 +1,4 @@
-package build_test
+package crossbuild_test
 
 import (
 	"archive/tar"
@@ -31,7 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/manifold-proxy/manifold/build"
+	"github.com/manifold-proxy/manifold/crossbuild"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
@@ -108,8 +108,8 @@ var helloPlatforms = []string{
 // epoch is the SOURCE_DATE_EPOCH of the main build.
 const epoch = 1700000000
 
-func helloOptions(repo string) build.Options {
-	return build.Options{
+func helloOptions(repo string) crossbuild.Options {
+	return crossbuild.Options{
 		Repo:      repo,
 		Tags:      []string{"v1", "stable"},
 		Platforms: helloPlatforms,
@@ -127,7 +127,7 @@ var mainBuild = sync.OnceValues(func() (*mainFixture, error) {
 	u, _ := url.Parse(registryURL)
 	f.repo = u.Host + "/hello"
 	start := time.Now()
-	res, err := build.Run(context.Background(), helloOptions(f.repo))
+	res, err := crossbuild.Run(context.Background(), helloOptions(f.repo))
 	f.took = time.Since(start)
 	f.res = res
 	return f, err
@@ -135,7 +135,7 @@ var mainBuild = sync.OnceValues(func() (*mainFixture, error) {
 
 type mainFixture struct {
 	repo string
-	res  *build.Result
+	res  *crossbuild.Result
 	took time.Duration
 }
 
@@ -143,7 +143,7 @@ func hello(t *testing.T) *mainFixture {
 	t.Helper()
 	f, err := mainBuild()
 	if err != nil {
-		var ce *build.CompileError
+		var ce *crossbuild.CompileError
 		if errors.As(err, &ce) {
 			t.Fatalf("main build: %v\n%s", err, ce.Output)
 		}
@@ -180,7 +180,7 @@ func TestBuildImages(t *testing.T) {
 			for _, base := range []string{"v1", "stable"} {
 				img := pull(t, f.repo+":"+base+"-"+tc.suffix)
 				d, _ := img.Digest()
-				if !slices.ContainsFunc(f.res.Images, func(im build.Image) bool { return im.Descriptor.Digest == d }) {
+				if !slices.ContainsFunc(f.res.Images, func(im crossbuild.Image) bool { return im.Descriptor.Digest == d }) {
 					t.Errorf("%s-%s is %s, not an image of the result", base, tc.suffix, d)
 				}
 			}
@@ -240,7 +240,7 @@ func TestBuildImages(t *testing.T) {
 					t.Errorf("build info %s=%q, want %q", k, settings[k], v)
 				}
 			}
-			if bi.Path != "github.com/manifold-proxy/manifold/build/testdata/hello" {
+			if bi.Path != "github.com/manifold-proxy/manifold/crossbuild/testdata/hello" {
 				t.Errorf("build info path %q", bi.Path)
 			}
 		})
@@ -299,7 +299,7 @@ func TestReproducible(t *testing.T) {
 	fr := newFront(t)
 	o := helloOptions(fr.host + "/hello")
 	o.CacheDir = t.TempDir()
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestReproducible(t *testing.T) {
 		if want := f.res.Images[i].Descriptor.Digest; im.Descriptor.Digest != want {
 			t.Errorf("%s: rebuild %s, first build %s", platform.String(im.Platform), im.Descriptor.Digest, want)
 		}
-		if im.Status != build.StatusUnchanged {
+		if im.Status != crossbuild.StatusUnchanged {
 			t.Errorf("%s: status %s, want unchanged", platform.String(im.Platform), im.Status)
 		}
 	}
@@ -338,26 +338,26 @@ func TestIndex(t *testing.T) {
 	o := helloOptions(fr.host + "/hello")
 	o.Index = true
 	var notes []string
-	o.Progress = func(e build.Event) {
-		if e.Stage == build.StageNote {
+	o.Progress = func(e crossbuild.Event) {
+		if e.Stage == crossbuild.StageNote {
 			notes = append(notes, e.Message)
 		}
 	}
-	res, err := build.Run(ctx, o)
+	res, err := crossbuild.Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Index.Descriptor.Digest != f.res.Index.Descriptor.Digest {
 		t.Errorf("pushed index %s, want %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
 	}
-	byTag := map[string]build.IndexTag{}
+	byTag := map[string]crossbuild.IndexTag{}
 	for _, it := range res.Index.Tags {
 		byTag[it.Tag] = it
 	}
-	if it := byTag["v1"]; it.Status != build.StatusPushed {
+	if it := byTag["v1"]; it.Status != crossbuild.StatusPushed {
 		t.Errorf("v1: %+v, want pushed", it)
 	}
-	if it := byTag["stable"]; it.Status != build.StatusReplaced || it.Previous == nil || it.Previous.Digest != old {
+	if it := byTag["stable"]; it.Status != crossbuild.StatusReplaced || it.Previous == nil || it.Previous.Digest != old {
 		t.Errorf("stable: %+v, want replaced %s", it, old)
 	}
 	if !slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, "stable: replacing image "+old.String()) }) {
@@ -393,12 +393,12 @@ func TestIndex(t *testing.T) {
 
 	// Again: nothing to send.
 	fr.reset()
-	res, err = build.Run(ctx, o)
+	res, err = crossbuild.Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range res.Index.Tags {
-		if it.Status != build.StatusUnchanged {
+		if it.Status != crossbuild.StatusUnchanged {
 			t.Errorf("second --index run: %+v", it)
 		}
 	}
@@ -424,7 +424,7 @@ func TestIndexThroughProxy(t *testing.T) {
 	defer srv.Close()
 	o := helloOptions(strings.TrimPrefix(srv.URL, "http://") + "/through")
 	o.Index = true
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestDryRun(t *testing.T) {
 	fr := newFront(t)
 	o := helloOptions(fr.host + "/dry")
 	o.DryRun = true
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +457,7 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry run created tags %v", tags)
 	}
 	for _, im := range res.Images {
-		if im.Status != build.StatusBuilt {
+		if im.Status != crossbuild.StatusBuilt {
 			t.Errorf("%s: status %s", platform.String(im.Platform), im.Status)
 		}
 	}
@@ -469,12 +469,12 @@ func TestDryRun(t *testing.T) {
 
 func TestCompileErrorPushesNothing(t *testing.T) {
 	fr := newFront(t)
-	o := build.Options{
+	o := crossbuild.Options{
 		Repo: fr.host + "/broken", Tags: []string{"v1"}, Package: "./testdata/broken",
 		Platforms: []string{"linux/amd64", "linux/arm64"}, CacheDir: cacheDir, Keychain: authn.NewMultiKeychain(),
 	}
-	_, err := build.Run(context.Background(), o)
-	var ce *build.CompileError
+	_, err := crossbuild.Run(context.Background(), o)
+	var ce *crossbuild.CompileError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a CompileError", err)
 	}
@@ -515,8 +515,8 @@ func TestRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.platforms, ","), func(t *testing.T) {
 			t.Parallel()
-			o := build.Options{Repo: "127.0.0.1:1/refused", Tags: []string{"v1"}, Platforms: tc.platforms, Bases: tc.bases, Package: "./testdata/hello", CacheDir: cacheDir}
-			_, err := build.Run(context.Background(), o)
+			o := crossbuild.Options{Repo: "127.0.0.1:1/refused", Tags: []string{"v1"}, Platforms: tc.platforms, Bases: tc.bases, Package: "./testdata/hello", CacheDir: cacheDir}
+			_, err := crossbuild.Run(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
@@ -528,24 +528,24 @@ func TestBadOptions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		edit func(*build.Options)
+		edit func(*crossbuild.Options)
 		want string
 	}{
-		{"no repo", func(o *build.Options) { o.Repo = "" }, "no repository"},
-		{"suffixed tag", func(o *build.Options) { o.Tags = []string{"1.0-linux-amd64"} }, `tag "1.0-linux-amd64" already ends in the platform suffix of linux/amd64; give the bare tag (1.0)`},
-		{"bad tag", func(o *build.Options) { o.Tags = []string{"-x"} }, `tag "-x" is not a valid tag`},
-		{"bad add", func(o *build.Options) { o.Adds = []string{"static"} }, `add "static": want SRC:DST`},
-		{"relative add", func(o *build.Options) { o.Adds = []string{"static:srv"} }, `destination "srv" is not an absolute path`},
-		{"bad epoch", func(o *build.Options) { o.Env = []string{"SOURCE_DATE_EPOCH=yesterday"} }, `SOURCE_DATE_EPOCH="yesterday"`},
-		{"not main", func(o *build.Options) { o.Package = "." }, "is package build, not a main package"},
-		{"base for another platform", func(o *build.Options) { o.Bases = []string{"linux/arm/v6=alpine"} }, "base linux/arm/v6=alpine: linux/arm/v6 is not among the platforms built"},
+		{"no repo", func(o *crossbuild.Options) { o.Repo = "" }, "no repository"},
+		{"suffixed tag", func(o *crossbuild.Options) { o.Tags = []string{"1.0-linux-amd64"} }, `tag "1.0-linux-amd64" already ends in the platform suffix of linux/amd64; give the bare tag (1.0)`},
+		{"bad tag", func(o *crossbuild.Options) { o.Tags = []string{"-x"} }, `tag "-x" is not a valid tag`},
+		{"bad add", func(o *crossbuild.Options) { o.Adds = []string{"static"} }, `add "static": want SRC:DST`},
+		{"relative add", func(o *crossbuild.Options) { o.Adds = []string{"static:srv"} }, `destination "srv" is not an absolute path`},
+		{"bad epoch", func(o *crossbuild.Options) { o.Env = []string{"SOURCE_DATE_EPOCH=yesterday"} }, `SOURCE_DATE_EPOCH="yesterday"`},
+		{"not main", func(o *crossbuild.Options) { o.Package = "." }, "is package crossbuild, not a main package"},
+		{"base for another platform", func(o *crossbuild.Options) { o.Bases = []string{"linux/arm/v6=alpine"} }, "base linux/arm/v6=alpine: linux/arm/v6 is not among the platforms built"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := build.Options{Repo: "127.0.0.1:1/bad", Tags: []string{"v1"}, Platforms: []string{"linux/amd64"}, Package: "./testdata/hello", CacheDir: cacheDir}
+			o := crossbuild.Options{Repo: "127.0.0.1:1/bad", Tags: []string{"v1"}, Platforms: []string{"linux/amd64"}, Package: "./testdata/hello", CacheDir: cacheDir}
 			tc.edit(&o)
-			_, err := build.Run(context.Background(), o)
+			_, err := crossbuild.Run(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
@@ -573,7 +573,7 @@ func TestParseTarget(t *testing.T) {
 		{"windows/amd64", "windows/amd64", "windows-amd64", "", "GOAMD64=v1"},
 	}
 	for _, tc := range tests {
-		tg, err := build.ParseTarget(tc.in)
+		tg, err := crossbuild.ParseTarget(tc.in)
 		if err != nil {
 			t.Errorf("%s: %v", tc.in, err)
 			continue
@@ -609,16 +609,16 @@ func TestWindowsAndBases(t *testing.T) {
 	if err := remote.WriteIndex(ref(t, host+"/base:multi").(name.Tag), baseIdx); err != nil {
 		t.Fatal(err)
 	}
-	o := build.Options{
+	o := crossbuild.Options{
 		Repo: host + "/winhello", Tags: []string{"v1"}, Package: "./testdata/hello",
 		Platforms: []string{"windows/amd64", "linux/amd64", "linux/arm64"},
 		Bases:     []string{host + "/base:multi", "linux/arm64=scratch"},
 		Adds:      []string{`testdata/hello/static:C:\srv\static`},
 		CacheDir:  cacheDir, Keychain: authn.NewMultiKeychain(), Index: true,
 	}
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
-		var ce *build.CompileError
+		var ce *crossbuild.CompileError
 		if errors.As(err, &ce) {
 			t.Fatalf("%v\n%s", err, ce.Output)
 		}
@@ -708,11 +708,11 @@ func TestAllSkipsWhatTheBaseLacks(t *testing.T) {
 	if err := remote.WriteIndex(ref(t, host+"/base:two").(name.Tag), idx); err != nil {
 		t.Fatal(err)
 	}
-	o := build.Options{
+	o := crossbuild.Options{
 		Repo: host + "/all", Tags: []string{"v1"}, Package: "./testdata/hello", Platforms: []string{"all"},
 		Bases: []string{host + "/base:two"}, CacheDir: cacheDir, Keychain: authn.NewMultiKeychain(), DryRun: true,
 	}
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
