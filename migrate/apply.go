@@ -31,7 +31,7 @@ type MigrateOptions struct {
 // Outcome is what Migrate did with one base (or, in a dry run, would do).
 type Outcome struct {
 	Base   string `json:"base"`
-	Action Action `json:"action"`
+	Action Step   `json:"action"`
 	// Forced: a conflicting index was replaced (--force).
 	Forced bool   `json:"forced,omitempty"`
 	Reason string `json:"reason,omitempty"`
@@ -103,7 +103,7 @@ func (m *Migrator) Migrate(ctx context.Context, r *Report, o MigrateOptions) *Su
 	return s
 }
 
-func (m *Migrator) migrateBase(ctx context.Context, g *Group, o MigrateOptions, stop *halt) Outcome {
+func (m *Migrator) migrateBase(ctx context.Context, g *BaseReport, o MigrateOptions, stop *halt) Outcome {
 	p := g.Migrate
 	out := Outcome{Base: g.Base, Action: p.Action, Reason: p.Reason, Digest: p.Digest, Notes: p.Notes}
 	var t *target
@@ -173,7 +173,7 @@ func (m *Migrator) verify(ctx context.Context, tag string, t *target) error {
 // re-checked just before (it must still point where it did) and after (its
 // manifest must still exist: a registry that deletes manifests along with
 // tags gets the manifest back, by digest, and pruning stops).
-func (m *Migrator) prune(ctx context.Context, g *Group, t *target, out *Outcome, stop *halt) {
+func (m *Migrator) prune(ctx context.Context, g *BaseReport, t *target, out *Outcome, stop *halt) {
 	prune, keep := g.pruneSet(t)
 	out.Kept = append(out.Kept, keep...)
 	for i, tag := range prune {
@@ -191,7 +191,7 @@ func (m *Migrator) prune(ctx context.Context, g *Group, t *target, out *Outcome,
 	}
 }
 
-func (m *Migrator) pruneTag(ctx context.Context, g *Group, t *target, tag string, out *Outcome, stop *halt) error {
+func (m *Migrator) pruneTag(ctx context.Context, g *BaseReport, t *target, tag string, out *Outcome, stop *halt) error {
 	repo := m.o.Repository
 	d, err := m.o.Client.Head(ctx, repo, tag)
 	switch {

@@ -44,7 +44,7 @@ func inspect(t *testing.T, m *migrate.Migrator, bases ...string) *migrate.Report
 	return r
 }
 
-func group(t *testing.T, r *migrate.Report, base string) migrate.Group {
+func group(t *testing.T, r *migrate.Report, base string) migrate.BaseReport {
 	t.Helper()
 	for _, g := range r.Groups {
 		if g.Base == base {
@@ -52,10 +52,10 @@ func group(t *testing.T, r *migrate.Report, base string) migrate.Group {
 		}
 	}
 	t.Fatalf("no group %q in report", base)
-	return migrate.Group{}
+	return migrate.BaseReport{}
 }
 
-func member(t *testing.T, g migrate.Group, tag string) migrate.Member {
+func member(t *testing.T, g migrate.BaseReport, tag string) migrate.MemberRow {
 	t.Helper()
 	for _, m := range g.Members {
 		if m.Tag == tag {
@@ -63,7 +63,7 @@ func member(t *testing.T, g migrate.Group, tag string) migrate.Member {
 		}
 	}
 	t.Fatalf("%s: no member %q", g.Base, tag)
-	return migrate.Member{}
+	return migrate.MemberRow{}
 }
 
 func outcome(t *testing.T, s *migrate.Summary, base string) migrate.Outcome {
@@ -570,7 +570,7 @@ func TestMigrateRequire(t *testing.T) {
 	}
 	for _, c := range []struct {
 		base   string
-		action migrate.Action
+		action migrate.Step
 	}{
 		{"1.0-rc1", migrate.Create}, {"legacy", migrate.Update}, {"3.0", migrate.Create},
 		{"solo", migrate.Skip}, {"2.0", migrate.Skip}, // 2.0's arm64 member is mislabeled
