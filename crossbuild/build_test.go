@@ -135,7 +135,7 @@ var mainBuild = sync.OnceValues(func() (*mainFixture, error) {
 
 type mainFixture struct {
 	repo string
-	res  *crossbuild.Result
+	res  *crossbuild.Build
 	took time.Duration
 }
 
@@ -180,7 +180,7 @@ func TestBuildImages(t *testing.T) {
 			for _, base := range []string{"v1", "stable"} {
 				img := pull(t, f.repo+":"+base+"-"+tc.suffix)
 				d, _ := img.Digest()
-				if !slices.ContainsFunc(f.res.Images, func(im crossbuild.Image) bool { return im.Descriptor.Digest == d }) {
+				if !slices.ContainsFunc(f.res.Images, func(im crossbuild.BuiltImage) bool { return im.Descriptor.Digest == d }) {
 					t.Errorf("%s-%s is %s, not an image of the result", base, tc.suffix, d)
 				}
 			}

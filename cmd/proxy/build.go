@@ -100,7 +100,7 @@ func oneLine(err error) error {
 
 // printPlan is the dry run's account: what would be pushed where, and
 // the exact index bytes.
-func printPlan(w io.Writer, res *crossbuild.Result) {
+func printPlan(w io.Writer, res *crossbuild.Build) {
 	fmt.Fprintf(w, "dry run: nothing pushed to %s\n\n", res.Repository)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tGO ENVIRONMENT\tBASE\tTAGS")
@@ -116,7 +116,7 @@ func printPlan(w io.Writer, res *crossbuild.Result) {
 		res.Index.Descriptor.Digest, res.Index.Descriptor.MediaType, res.Index.Descriptor.Size, strings.Join(res.Tags, ", "), res.Index.Bytes)
 }
 
-func printTable(w io.Writer, res *crossbuild.Result) {
+func printTable(w io.Writer, res *crossbuild.Build) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tTAG\tDIGEST\tSIZE\tSTATUS")
 	for _, im := range res.Images {
@@ -182,7 +182,7 @@ type metadataIndex struct {
 	Pushed bool `json:"pushed"`
 }
 
-func writeMetadata(path string, res *crossbuild.Result) error {
+func writeMetadata(path string, res *crossbuild.Build) error {
 	m := metadata{Repository: res.Repository, Package: res.Package, DryRun: res.DryRun, Images: []metadataImage{}}
 	for _, im := range res.Images {
 		m.Images = append(m.Images, metadataImage{
