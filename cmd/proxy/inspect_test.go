@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/manifold-proxy/manifold/embedded"
+	"github.com/manifold-proxy/manifold/internal/migratetest"
 	"github.com/manifold-proxy/manifold/internal/regtest"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
 // execRoot runs the real root command with args, as main does.

@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/migratetest"
 	"github.com/manifold-proxy/manifold/migrate"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
 var legacyBases = []string{"1.0-rc1", "2.0", "3.0", "legacy", "solo"}
