@@ -1,21 +1,13 @@
-// Package regtest holds helpers that several packages' tests share: small
-// images for a given platform and plain HTTP requests against a registry.
-// Only tests import it.
 package regtest
 
 import (
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // PlatformImage is a small random image whose config says platform
@@ -48,44 +40,29 @@ func PlatformImage(t testing.TB, platform string, oci bool) v1.Image {
 	return img
 }
 
-// Get sends method to url with the given Accept header lines (each its own
-// line, as dockerd sends them) and returns the response and its body.
-func Get(t testing.TB, method, url string, accept ...string) (*http.Response, []byte) {
+// BuildxIndex is what `docker buildx build --provenance` pushes for one
+// platform: an OCI index with img (for platform, "os/arch[/variant]") and
+// an attestation manifest that references it, whose config says
+// unknown/unknown.
+func BuildxIndex(t testing.TB, img v1.Image, platform string) v1.ImageIndex {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	p, err := v1.ParsePlatform(platform)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range accept {
-		req.Header.Add("Accept", a)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	d, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
-}
-
-// Htpasswd writes an htpasswd file (bcrypt) with users' passwords and
-// returns its path.
-func Htpasswd(t testing.TB, users map[string]string) string {
-	t.Helper()
-	var lines []string
-	for u, pw := range users {
-		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, u+":"+string(hash))
-	}
-	path := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	att := PlatformImage(t, "unknown/unknown", true)
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: p}},
+		mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
+			Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+			Annotations: map[string]string{
+				"vnd.docker.reference.type":   "attestation-manifest",
+				"vnd.docker.reference.digest": d.String(),
+			},
+		}},
+	)
 }
