@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -92,7 +93,7 @@ func TestM2_HangingUpstream(t *testing.T) {
 	defer srv.Close()
 	for _, path := range []string{"/v2/app/blobs/sha256:" + strings.Repeat("a", 64), "/v2/app/manifests/1.0", "/v2/app/tags/list"} {
 		start := time.Now()
-		resp, body := do(t, srv.URL, http.MethodGet, path)
+		resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
 		took := time.Since(start)
 		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "UNAVAILABLE") || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)

@@ -46,10 +46,9 @@ type Fault func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
 // Option configures NewRegistry.
 type Option func(*embedded.Options)
 
-// WithUsers makes the registry require HTTP basic auth by users (name →
-// password).
-func WithUsers(t testing.TB, users map[string]string) Option {
-	path := Htpasswd(t, users)
+// WithHtpasswd makes the registry require HTTP basic auth by the users of
+// an htpasswd file (see Htpasswd).
+func WithHtpasswd(path string) Option {
 	return func(o *embedded.Options) { o.Htpasswd = path }
 }
 
