@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,13 +26,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/crossbuild"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -66,36 +65,16 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// front is a counting reverse proxy before the shared registry: it tells
+// newFront is a counting reverse proxy before the shared registry: it tells
 // how many requests, and how many writes, a build made.
-type front struct {
-	host          string
-	reads, writes atomic.Int64
-}
-
-func newFront(t *testing.T) *front {
+func newFront(t *testing.T) *regtest.Registry {
 	t.Helper()
 	u, err := url.Parse(registryURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &front{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			f.reads.Add(1)
-		default:
-			f.writes.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	f.host = strings.TrimPrefix(srv.URL, "http://")
-	return f
+	return regtest.Serve(t, httputil.NewSingleHostReverseProxy(u))
 }
-
-func (f *front) reset() { f.reads.Store(0); f.writes.Store(0) }
 
 // helloPlatforms are the platforms of the main build: every variant
 // mechanism (GOARM, GOAMD64, GOARM64) and 32- and 64-bit ELF. Each needs
@@ -297,7 +276,7 @@ func TestBuildLayer(t *testing.T) {
 func TestReproducible(t *testing.T) {
 	f := hello(t)
 	fr := newFront(t)
-	o := helloOptions(fr.host + "/hello")
+	o := helloOptions(fr.Host + "/hello")
 	o.CacheDir = t.TempDir()
 	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
@@ -314,7 +293,7 @@ func TestReproducible(t *testing.T) {
 	if res.Index.Descriptor.Digest != f.res.Index.Descriptor.Digest {
 		t.Errorf("index %s, first build %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
 	}
-	if n := fr.writes.Load(); n != 0 {
+	if n := fr.Writes(); n != 0 {
 		t.Errorf("a no-change rebuild sent %d writes", n)
 	}
 }
@@ -335,7 +314,7 @@ func TestIndex(t *testing.T) {
 	// A bare tag that held an image is replaced, and the result says so.
 	old := pushRandom(t, f.repo+":stable")
 	fr := newFront(t)
-	o := helloOptions(fr.host + "/hello")
+	o := helloOptions(fr.Host + "/hello")
 	o.Index = true
 	var notes []string
 	o.Progress = func(e crossbuild.Event) {
@@ -364,7 +343,7 @@ func TestIndex(t *testing.T) {
 		t.Errorf("no note about replacing stable: %q", notes)
 	}
 	for _, tag := range []string{"v1", "stable"} {
-		d, err := remote.Head(ref(t, f.repo+":"+tag))
+		d, err := remote.Head(regtest.Ref(t, f.repo+":"+tag))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +354,7 @@ func TestIndex(t *testing.T) {
 			t.Errorf("proxy %s = %s after --index", tag, got)
 		}
 	}
-	idx, err := remote.Index(ref(t, f.repo+":v1"))
+	idx, err := remote.Index(regtest.Ref(t, f.repo+":v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +371,7 @@ func TestIndex(t *testing.T) {
 	}
 
 	// Again: nothing to send.
-	fr.reset()
+	fr.Reset()
 	res, err = crossbuild.Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -402,7 +381,7 @@ func TestIndex(t *testing.T) {
 			t.Errorf("second --index run: %+v", it)
 		}
 	}
-	if n := fr.writes.Load(); n != 0 {
+	if n := fr.Writes(); n != 0 {
 		t.Errorf("second --index run sent %d writes", n)
 	}
 }
@@ -412,17 +391,7 @@ func TestIndex(t *testing.T) {
 // does not make it look already there).
 func TestIndexThroughProxy(t *testing.T) {
 	f := hello(t)
-	c, err := upstream.New(upstream.Options{URL: registryURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	o := helloOptions(strings.TrimPrefix(srv.URL, "http://") + "/through")
+	o := helloOptions(strings.TrimPrefix(startProxy(t).URL, "http://") + "/through")
 	o.Index = true
 	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
@@ -432,7 +401,7 @@ func TestIndexThroughProxy(t *testing.T) {
 		t.Errorf("index %s, want %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
 	}
 	u, _ := url.Parse(registryURL)
-	d, err := remote.Head(ref(t, u.Host+"/through:v1"))
+	d, err := remote.Head(regtest.Ref(t, u.Host+"/through:v1"))
 	if err != nil || d.Digest != res.Index.Descriptor.Digest || !d.MediaType.IsIndex() {
 		t.Errorf("registry behind the proxy has %v (%v), want the index %s", d, err, res.Index.Descriptor.Digest)
 	}
@@ -441,19 +410,19 @@ func TestIndexThroughProxy(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	f := hello(t)
 	fr := newFront(t)
-	o := helloOptions(fr.host + "/dry")
+	o := helloOptions(fr.Host + "/dry")
 	o.DryRun = true
 	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := fr.reads.Load() + fr.writes.Load(); n != 0 {
+	if n := len(fr.Requests()); n != 0 {
 		t.Errorf("a dry run sent %d requests to the registry", n)
 	}
-	if _, err := remote.List(ref(t, f.repo).Context()); err != nil {
+	if _, err := remote.List(regtest.Ref(t, f.repo).Context()); err != nil {
 		t.Fatal(err)
 	}
-	if tags, err := remote.List(ref(t, registryHost()+"/dry").Context()); err == nil {
+	if tags, err := remote.List(regtest.Ref(t, registryHost()+"/dry").Context()); err == nil {
 		t.Errorf("dry run created tags %v", tags)
 	}
 	for _, im := range res.Images {
@@ -470,7 +439,7 @@ func TestDryRun(t *testing.T) {
 func TestCompileErrorPushesNothing(t *testing.T) {
 	fr := newFront(t)
 	o := crossbuild.Options{
-		Repo: fr.host + "/broken", Tags: []string{"v1"}, Package: "./testdata/broken",
+		Repo: fr.Host + "/broken", Tags: []string{"v1"}, Package: "./testdata/broken",
 		Platforms: []string{"linux/amd64", "linux/arm64"}, CacheDir: cacheDir, Keychain: authn.NewMultiKeychain(),
 	}
 	_, err := crossbuild.Run(context.Background(), o)
@@ -484,7 +453,7 @@ func TestCompileErrorPushesNothing(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error is not one line: %q", err)
 	}
-	if n := fr.reads.Load() + fr.writes.Load(); n != 0 {
+	if n := len(fr.Requests()); n != 0 {
 		t.Errorf("a failed build sent %d requests to the registry", n)
 	}
 }
@@ -606,7 +575,7 @@ func TestWindowsAndBases(t *testing.T) {
 		mutate.IndexAddendum{Add: winBase, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: osVersion}}},
 		mutate.IndexAddendum{Add: linuxBase, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 	)
-	if err := remote.WriteIndex(ref(t, host+"/base:multi").(name.Tag), baseIdx); err != nil {
+	if err := remote.WriteIndex(regtest.Ref(t, host+"/base:multi").(name.Tag), baseIdx); err != nil {
 		t.Fatal(err)
 	}
 	o := crossbuild.Options{
@@ -705,7 +674,7 @@ func TestAllSkipsWhatTheBaseLacks(t *testing.T) {
 		mutate.IndexAddendum{Add: a, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: b, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
 	)
-	if err := remote.WriteIndex(ref(t, host+"/base:two").(name.Tag), idx); err != nil {
+	if err := remote.WriteIndex(regtest.Ref(t, host+"/base:two").(name.Tag), idx); err != nil {
 		t.Fatal(err)
 	}
 	o := crossbuild.Options{
@@ -731,18 +700,9 @@ func TestAllSkipsWhatTheBaseLacks(t *testing.T) {
 
 func registryHost() string { return strings.TrimPrefix(registryURL, "http://") }
 
-func ref(t *testing.T, s string) name.Reference {
-	t.Helper()
-	r, err := name.ParseReference(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func pull(t *testing.T, s string) v1.Image {
 	t.Helper()
-	img, err := remote.Image(ref(t, s))
+	img, err := remote.Image(regtest.Ref(t, s))
 	if err != nil {
 		t.Fatalf("pulling %s: %v", s, err)
 	}
@@ -752,8 +712,8 @@ func pull(t *testing.T, s string) v1.Image {
 // pushRandom pushes a random single-platform image and returns its digest.
 func pushRandom(t *testing.T, s string) v1.Hash {
 	t.Helper()
-	img := platformImage(t, v1.Platform{OS: "linux", Architecture: "amd64"}, nil)
-	if err := remote.Write(ref(t, s), img); err != nil {
+	img := regtest.PlatformImage(t, "linux/amd64", false)
+	if err := remote.Write(regtest.Ref(t, s), img); err != nil {
 		t.Fatal(err)
 	}
 	d, err := img.Digest()
@@ -763,19 +723,16 @@ func pushRandom(t *testing.T, s string) v1.Hash {
 	return d
 }
 
-// platformImage is a random one-layer image whose config declares p.
+// platformImage is a random one-layer image whose config declares p and
+// env.
 func platformImage(t *testing.T, p v1.Platform, env []string) v1.Image {
 	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := regtest.PlatformImage(t, platform.String(p), false)
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant, cf.OSVersion = p.OS, p.Architecture, p.Variant, p.OSVersion
 	cf.Config.Env = env
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -784,9 +741,8 @@ func platformImage(t *testing.T, p v1.Platform, env []string) v1.Image {
 	return img
 }
 
-// proxyGet asks a fresh proxy in front of the registry for repo:tag, as a
-// client that accepts indexes, and returns the body and digest.
-func proxyGet(t *testing.T, repo, tag string) ([]byte, string) {
+// startProxy starts a fresh proxy in front of the registry.
+func startProxy(t *testing.T) *httptest.Server {
 	t.Helper()
 	c, err := upstream.New(upstream.Options{URL: registryURL})
 	if err != nil {
@@ -797,20 +753,16 @@ func proxyGet(t *testing.T, repo, tag string) ([]byte, string) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(p)
-	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/"+repo+"/manifests/"+tag, nil)
-	req.Header.Add("Accept", string(types.OCIImageIndex))
-	req.Header.Add("Accept", string(types.DockerManifestList))
-	req.Header.Add("Accept", string(types.OCIManifestSchema1))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// proxyGet asks a fresh proxy in front of the registry for repo:tag, as a
+// client that accepts indexes, and returns the body and digest.
+func proxyGet(t *testing.T, repo, tag string) ([]byte, string) {
+	t.Helper()
+	resp, b := regtest.Get(t, http.MethodGet, startProxy(t).URL+"/v2/"+repo+"/manifests/"+tag,
+		string(types.OCIImageIndex), string(types.DockerManifestList), string(types.OCIManifestSchema1))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("proxy GET %s:%s: %s\n%s", repo, tag, resp.Status, b)
 	}
