@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/internal/migratetest"
 	"github.com/manifold-proxy/manifold/internal/regtest"
 )
@@ -171,17 +170,11 @@ func TestInspectCommandErrors(t *testing.T) {
 // A registry that wants a login: without credentials one clear line; with
 // them in docker's config (the default keychain), the report.
 func TestInspectCommandCredentials(t *testing.T) {
-	htpasswd := regtest.Htpasswd(t, map[string]string{"ci": "s3cret"})
-	reg, err := embedded.Start(context.Background(), embedded.Options{Htpasswd: htpasswd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	host := strings.TrimPrefix(reg.URL, "http://")
+	host := regtest.NewRegistry(t, regtest.WithHtpasswd(regtest.Htpasswd(t, map[string]string{"ci": "s3cret"}))).Host
 
 	dockerConfig := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", dockerConfig)
-	_, _, err = execRoot(t, "inspect", host+"/team/app")
+	_, _, err := execRoot(t, "inspect", host+"/team/app")
 	if want := host + "/team/app: unauthorized: no valid credentials for " + host; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
 	}

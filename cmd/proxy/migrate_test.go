@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -219,15 +218,10 @@ func TestMigrateCommandFailure(t *testing.T) {
 	t.Parallel()
 	reg := regtest.NewRegistry(t)
 	migratetest.SeedLegacy(t, reg, "team/app")
-	reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
-		if r.Method != http.MethodPut || r.URL.Path != "/v2/team/app/manifests/solo" {
-			return false
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = io.WriteString(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
-		return true
-	})
+	putSolo := func(r *http.Request) bool {
+		return r.Method == http.MethodPut && r.URL.Path == "/v2/team/app/manifests/solo"
+	}
+	reg.SetFault(regtest.Refuse(putSolo, http.StatusForbidden, "DENIED", "requested access to the resource is denied"))
 	out, _, err := execRoot(t, "migrate", reg.Host+"/team/app")
 	if err == nil || err.Error() != "1 of 5 bases failed" {
 		t.Fatalf("error %v", err)
