@@ -133,15 +133,8 @@ func TestPruneRefused(t *testing.T) {
 	t.Parallel()
 	reg := regtest.NewRegistry(t)
 	migratetest.SeedLegacy(t, reg, repo)
-	reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
-		if r.Method != http.MethodDelete {
-			return false
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		_, _ = io.WriteString(w, `{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}`)
-		return true
-	})
+	isDelete := func(r *http.Request) bool { return r.Method == http.MethodDelete }
+	reg.SetFault(regtest.Refuse(isDelete, http.StatusMethodNotAllowed, "UNSUPPORTED", "The operation is unsupported."))
 	before := len(reg.Tags(t, repo))
 	m := newMigrator(t, reg, migrate.Options{})
 	s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{Prune: true})
