@@ -748,13 +748,7 @@ func startProxy(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return srv
+	return regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 }
 
 // proxyGet asks a fresh proxy in front of the registry for repo:tag, as a

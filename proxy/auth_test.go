@@ -61,13 +61,7 @@ func TestUpstreamCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(p)
-		t.Cleanup(srv.Close)
-		return strings.TrimPrefix(srv.URL, "http://")
+		return strings.TrimPrefix(regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}}).URL, "http://")
 	}
 	good := serve(ci)
 	got, err := remote.Image(regtest.Ref(t, good+"/private/app:1"), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
@@ -332,15 +326,10 @@ func TestL2_RulesOnTheCanonicalName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{
+	srv := regtest.StartProxy(t, proxy.Options{
 		Upstreams: []proxy.Upstream{{Prefix: "hub", Client: hub}},
 		Access:    &proxy.Access{Controller: ctl, Rules: []proxy.AccessRule{{Pattern: "hub/library/*", Read: []string{"alice"}, Write: []string{"alice"}}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
 	for _, name := range []string{"hub/nginx", "hub/library/nginx"} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/"+name+"/tags/list", nil)
 		req.SetBasicAuth("bob", "b-secret")

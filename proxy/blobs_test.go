@@ -107,12 +107,7 @@ func streamBlob(t testing.TB, size int) uint64 {
 		t.Fatal(err)
 	}
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	// Warm the token/transport path with a HEAD, then measure the GET.
 	if resp, err := http.Head(srv.URL + "/v2/big/blobs/" + d.String()); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("HEAD: %v %v", resp, err)
@@ -157,9 +152,7 @@ func TestRedirects(t *testing.T) {
 	}))
 	defer up.Close()
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	path := "/v2/app/blobs/sha256:" + strings.Repeat("c", 64)
 	resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
 	if resp.StatusCode != 200 || string(body) != "blob-bytes" {
@@ -172,9 +165,7 @@ func TestRedirects(t *testing.T) {
 	}
 	// With followRedirects off the client gets the redirect itself.
 	off := false
-	p2, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, FollowRedirects: &off})
-	srv2 := httptest.NewServer(p2)
-	defer srv2.Close()
+	srv2 := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, FollowRedirects: &off})
 	target.Store(storage.URL + "/data")
 	req, _ := http.NewRequest(http.MethodGet, srv2.URL+path, nil)
 	resp, err := http.DefaultTransport.RoundTrip(req)
@@ -201,9 +192,7 @@ func TestL4_NoSignaturesInErrors(t *testing.T) {
 	defer up.Close()
 	var logs bytes.Buffer
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/blobs/sha256:"+strings.Repeat("c", 64))
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("%d %s", resp.StatusCode, body)

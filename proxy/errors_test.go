@@ -84,9 +84,7 @@ func TestUnreachableUpstream(t *testing.T) {
 	dead := ln.Addr().String()
 	ln.Close()
 	c, _ := upstream.New(upstream.Options{URL: "http://" + dead, Retry: upstream.Retry{Attempts: 2, Backoff: 10 * time.Millisecond}})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	for _, path := range []string{"/v2/app/manifests/1", "/v2/app/manifests/1-linux-amd64", "/v2/app/tags/list", "/v2/app/blobs/sha256:" + strings.Repeat("a", 64)} {
 		start := time.Now()
 		resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
@@ -189,9 +187,7 @@ func TestOversizeAndMalformedMembers(t *testing.T) {
 	putManifest(t, up.URL+"/v2/app/manifests/1-linux-s390x", string(types.DockerManifestSchema2), m)
 
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -201,15 +197,12 @@ func TestOversizeAndMalformedMembers(t *testing.T) {
 		t.Errorf("entries %s", fmtPlatforms(idx))
 	}
 	// Only the bad ones: nothing left to serve, and the reasons say why.
-	c2, _ := upstream.New(upstream.Options{URL: up.URL})
-	p2, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c2}}})
-	_ = p2
 	del, _ := name.NewTag(host+"/app:1-linux-amd64", name.Insecure)
 	if err := remote.Delete(del); err != nil {
 		t.Fatal(err)
 	}
-	srv2 := httptest.NewServer(p2)
-	defer srv2.Close()
+	c2, _ := upstream.New(upstream.Options{URL: up.URL})
+	srv2 := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c2}}})
 	resp, body = regtest.Get(t, http.MethodGet, srv2.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" ||
 		!strings.Contains(string(body), "over the 4194304-byte limit") || !strings.Contains(string(body), "malformed image config") {

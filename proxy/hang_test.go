@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -85,12 +84,7 @@ func TestM2_HangingUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	for _, path := range []string{"/v2/app/blobs/sha256:" + strings.Repeat("a", 64), "/v2/app/manifests/1.0", "/v2/app/tags/list"} {
 		start := time.Now()
 		resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
@@ -111,9 +105,7 @@ func TestM2_AbandonedRequests(t *testing.T) {
 	t.Parallel()
 	h := newHangingUpstream(t)
 	c, _ := upstream.New(upstream.Options{URL: "http://" + h.ln.Addr().String(), Retry: upstream.Retry{Timeout: time.Minute}})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	var wg sync.WaitGroup
 	for i := range 300 {
 		wg.Go(func() {

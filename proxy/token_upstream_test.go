@@ -76,13 +76,7 @@ func (f *tokenRegistry) proxy(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := httptest.NewServer(p)
-	t.Cleanup(s.Close)
-	return s
+	return regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 }
 
 // TestWriteAfterTokenExpiry: a manifest PUT after the upstream token

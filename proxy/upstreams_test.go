@@ -22,12 +22,7 @@ func TestUpstreamPrefixes(t *testing.T) {
 	defURL, otherURL := regtest.NewRegistry(t).URL, regtest.NewRegistry(t).URL
 	def, _ := upstream.New(upstream.Options{URL: defURL})
 	other, _ := upstream.New(upstream.Options{URL: otherURL})
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: def}, {Prefix: "mirror", Client: other}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: def}, {Prefix: "mirror", Client: other}}})
 	host := strings.TrimPrefix(srv.URL, "http://")
 
 	onDefault := regtest.PlatformImage(t, "linux/amd64", false)

@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"e2e":               {},
 
 	// Test fixtures: only tests import them.
-	"internal/regtest":     {"embedded", "upstream"},
+	"internal/regtest":     {"embedded", "proxy", "upstream"},
 	"internal/migratetest": {"index", "internal/regtest", "proxy", "upstream"},
 }
 

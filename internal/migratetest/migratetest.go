@@ -5,7 +5,6 @@ package migratetest
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/manifold-proxy/manifold/index"
@@ -28,12 +27,7 @@ func StartProxy(t testing.TB, reg *regtest.Registry, policies index.Rules) *Prox
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Policies: policies})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Policies: policies})
 	return &Proxy{URL: srv.URL}
 }
 

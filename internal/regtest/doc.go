@@ -8,6 +8,7 @@
 //     it, and fault tests break the real upstream rather than a fake.
 //   - [PlatformImage] and [BuildxIndex]: small random images for a
 //     platform, and the index buildx pushes for one.
+//   - [StartProxy]: a manifold proxy served until the test ends.
 //   - [Get] and [Do]: one plain HTTP request, body read and closed.
 //   - [Htpasswd]: an htpasswd file for auth tests.
 //
