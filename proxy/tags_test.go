@@ -117,13 +117,7 @@ func TestTagsFollowUpstreamPages(t *testing.T) {
 	if len(all.Tags) != 60 {
 		t.Errorf("got %d tags, want 60 (30 members, 30 bases): upstream pages not followed", len(all.Tags))
 	}
-	pages := 0
-	for _, r := range e.reg.Requests() {
-		if strings.HasSuffix(r, "/tags/list") {
-			pages++
-		}
-	}
-	if pages < 5 {
+	if pages := e.reg.CountPath("/tags/list"); pages < 5 {
 		t.Errorf("upstream tags/list requested %d times, want >= 5 pages", pages)
 	}
 }
@@ -169,13 +163,7 @@ func TestL5_CatalogSharedAndStale(t *testing.T) {
 	}
 	wg.Wait()
 	e.reg.SetDelay(0)
-	crawls := 0
-	for _, r := range e.reg.Requests() {
-		if strings.HasSuffix(r, "/_catalog") {
-			crawls++
-		}
-	}
-	if crawls != 1 {
+	if crawls := e.reg.CountPath("/_catalog"); crawls != 1 {
 		t.Errorf("10 concurrent catalog requests crawled %d times, want 1", crawls)
 	}
 	time.Sleep(5 * time.Millisecond) // past the TTL

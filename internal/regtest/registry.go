@@ -146,6 +146,18 @@ func (r *Registry) Count(methods ...string) int {
 	return n
 }
 
+// CountPath counts the requests since the last Reset whose path ends in
+// suffix ("/tags/list", "/_catalog").
+func (r *Registry) CountPath(suffix string) int {
+	n := 0
+	for _, req := range r.Requests() {
+		if strings.HasSuffix(req, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
 // Writes counts the requests since the last Reset that may change the
 // registry: every method but GET and HEAD.
 func (r *Registry) Writes() int {
