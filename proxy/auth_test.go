@@ -333,12 +333,7 @@ func TestL2_RulesOnTheCanonicalName(t *testing.T) {
 	for _, name := range []string{"hub/nginx", "hub/library/nginx"} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/"+name+"/tags/list", nil)
 		req.SetBasicAuth("bob", "b-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
+		if resp, _ := regtest.Do(t, req); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("bob reading %s: %d, want 403 (the hub/library/* rule)", name, resp.StatusCode)
 		}
 	}

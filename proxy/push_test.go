@@ -151,12 +151,7 @@ func TestL8_ManifestCapOnTheBytes(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPut, e.proxy.URL+"/v2/app/manifests/big", body)
 		req.ContentLength = length
 		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, b := regtest.Do(t, req)
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "MANIFEST_INVALID") {
 			t.Errorf("%s 10 MB manifest: %d %s", name, resp.StatusCode, b)
 		}
