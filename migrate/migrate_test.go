@@ -67,7 +67,7 @@ func member(t *testing.T, g migrate.BaseReport, tag string) migrate.MemberRow {
 	return migrate.MemberRow{}
 }
 
-func outcome(t *testing.T, s *migrate.Summary, base string) migrate.Outcome {
+func outcome(t *testing.T, s *migrate.Summary, base string) migrate.BaseOutcome {
 	t.Helper()
 	for _, o := range s.Outcomes {
 		if o.Base == base {
@@ -75,7 +75,7 @@ func outcome(t *testing.T, s *migrate.Summary, base string) migrate.Outcome {
 		}
 	}
 	t.Fatalf("no outcome for %q", base)
-	return migrate.Outcome{}
+	return migrate.BaseOutcome{}
 }
 
 func TestInspect(t *testing.T) {
