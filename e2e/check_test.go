@@ -17,16 +17,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/internal/regtest"
 )
-
-// allManifestTypes is an Accept set naming every manifest type.
-var allManifestTypes = []string{
-	string(types.DockerManifestList), string(types.OCIImageIndex),
-	string(types.DockerManifestSchema2), string(types.OCIManifestSchema1),
-}
 
 func sha256Of(b []byte) v1.Hash {
 	sum := sha256.Sum256(b)
@@ -131,20 +124,13 @@ func fileFromLayerFile(layer, want string) (string, error) {
 	return fileFromTar(zr, want)
 }
 
-// httpDo sends a request to the proxy (or the upstream) with the given
-// Accept header lines and returns the response and its body.
-func httpDo(t *testing.T, method, url string, accept ...string) (*http.Response, []byte) {
-	t.Helper()
-	return regtest.Get(t, method, url, accept...)
-}
-
 // fetchIndex GETs repo:tag from host asking for every manifest type and
 // checks that it is the group's index: the media type the members call for,
 // and exactly one entry per member with the member's digest, media type,
 // size and platform (normalized; os.version from the config).
 func fetchIndex(t *testing.T, host, repo string, g *group) ([]byte, v1.Hash) {
 	t.Helper()
-	resp, body := httpDo(t, http.MethodGet, "http://"+host+"/v2/"+repo+"/manifests/"+g.base, allManifestTypes...)
+	resp, body := regtest.Get(t, http.MethodGet, "http://"+host+"/v2/"+repo+"/manifests/"+g.base, regtest.AllManifestTypes...)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s/%s:%s: %d %s", host, repo, g.base, resp.StatusCode, body)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 // TestContainerd drives a private containerd (Debian's containerd 1.6,
@@ -65,7 +67,7 @@ func TestContainerd(t *testing.T) {
 // and returns the Docker-Content-Digest.
 func indexDigest(t *testing.T, host, repo string, g *group) string {
 	t.Helper()
-	head, _ := httpDo(t, http.MethodHead, "http://"+host+"/v2/"+repo+"/manifests/"+g.base, containerdAccept)
+	head, _ := regtest.Get(t, http.MethodHead, "http://"+host+"/v2/"+repo+"/manifests/"+g.base, containerdAccept)
 	d := head.Header.Get("Docker-Content-Digest")
 	if head.StatusCode != http.StatusOK || d == "" || head.Header.Get("Content-Type") != string(g.indexType()) {
 		t.Fatalf("HEAD %s:%s: %d, digest %q, Content-Type %q", repo, g.base, head.StatusCode, d, head.Header.Get("Content-Type"))

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 // dockerdAccept are the Accept header lines dockerd 20.10 sends (as
@@ -81,7 +83,7 @@ func TestDocker(t *testing.T) {
 		dk := startDocker(t, s)
 		b := s.startTestProxy(t, "proxy-b-docker")
 		for _, g := range s.fx.groups {
-			head, _ := httpDo(t, http.MethodHead, "http://"+s.proxy.host+"/v2/"+repo+"/manifests/"+g.base, dockerdAccept...)
+			head, _ := regtest.Get(t, http.MethodHead, "http://"+s.proxy.host+"/v2/"+repo+"/manifests/"+g.base, dockerdAccept...)
 			idx := head.Header.Get("Docker-Content-Digest")
 			if head.StatusCode != http.StatusOK || idx == "" {
 				t.Fatalf("HEAD %s:%s on proxy A: %d, digest %q", repo, g.base, head.StatusCode, idx)

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 // TestH2_EmbeddedRegistryUnreachable: the embedded registry listened on an
@@ -45,12 +46,7 @@ func TestH2_EmbeddedRegistryUnreachable(t *testing.T) {
 	if len(ports) != 1 || ports[0] != port {
 		t.Errorf("the proxy process listens on ports %v, want only its own %s", ports, port)
 	}
-	resp, err := http.Get("http://" + host + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, metrics := regtest.Get(t, http.MethodGet, "http://"+host+"/metrics")
 	logs, _ := os.ReadFile(filepath.Join(wd, "proxy.log"))
 	addr := regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
 	for what, text := range map[string]string{"/metrics": string(metrics), "the log": string(logs)} {

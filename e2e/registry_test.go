@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 // containerdAccept is the one comma-joined Accept header containerd sends
@@ -36,8 +38,8 @@ func TestIndexes(t *testing.T) {
 
 			// HEAD with containerd's comma-joined Accept: same headers as GET.
 			url := "http://" + s.proxy.host + "/v2/" + repoFor("shared") + "/manifests/" + g.base
-			head, hb := httpDo(t, http.MethodHead, url, containerdAccept)
-			get, _ := httpDo(t, http.MethodGet, url, containerdAccept)
+			head, hb := regtest.Get(t, http.MethodHead, url, containerdAccept)
+			get, _ := regtest.Get(t, http.MethodGet, url, containerdAccept)
 			if head.StatusCode != http.StatusOK || len(hb) != 0 {
 				t.Fatalf("HEAD %s: %d, %d body bytes", url, head.StatusCode, len(hb))
 			}
@@ -54,7 +56,7 @@ func TestIndexes(t *testing.T) {
 			// Proxy B never served anything: it must answer the digest by
 			// recomputing, with the same bytes.
 			for _, host := range []string{b.host, s.proxy.host} {
-				resp, got := httpDo(t, http.MethodGet, "http://"+host+"/v2/"+repoFor("shared")+"/manifests/"+headDigest, string(g.indexType())+", */*")
+				resp, got := regtest.Get(t, http.MethodGet, "http://"+host+"/v2/"+repoFor("shared")+"/manifests/"+headDigest, string(g.indexType())+", */*")
 				if resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) || resp.Header.Get("Content-Type") != string(g.indexType()) {
 					t.Errorf("GET by digest %s from %s: %d %s, %d bytes (want the index, %d bytes)", headDigest, host, resp.StatusCode, resp.Header.Get("Content-Type"), len(got), len(body))
 				}
@@ -94,13 +96,13 @@ func TestPassThrough(t *testing.T) {
 		cases = append(cases, want{ri.tag, mt, ri.bytes}, want{ri.digest.String(), mt, ri.bytes})
 	}
 	for _, c := range cases {
-		_, upBody := httpDo(t, http.MethodGet, upURL(c.ref), allManifestTypes...)
+		_, upBody := regtest.Get(t, http.MethodGet, upURL(c.ref), regtest.AllManifestTypes...)
 		if !bytes.Equal(upBody, c.body) {
 			t.Fatalf("upstream %s: not what was pushed", c.ref)
 		}
-		for _, accept := range [][]string{allManifestTypes, {containerdAccept}, {c.mediaType}} {
-			get, body := httpDo(t, http.MethodGet, proxyURL(c.ref), accept...)
-			head, _ := httpDo(t, http.MethodHead, proxyURL(c.ref), accept...)
+		for _, accept := range [][]string{regtest.AllManifestTypes, {containerdAccept}, {c.mediaType}} {
+			get, body := regtest.Get(t, http.MethodGet, proxyURL(c.ref), accept...)
+			head, _ := regtest.Get(t, http.MethodHead, proxyURL(c.ref), accept...)
 			if get.StatusCode != http.StatusOK || !bytes.Equal(body, c.body) {
 				t.Errorf("GET %s (Accept %q): %d, %d bytes; want the upstream's %d bytes byte-identical", c.ref, accept, get.StatusCode, len(body), len(c.body))
 				continue
@@ -116,17 +118,13 @@ func TestPassThrough(t *testing.T) {
 
 	// Blobs: a config and a layer, by GET and by Range.
 	m := s.fx.groups[0].members[2]
-	resp, body := httpDo(t, http.MethodGet, "http://"+s.proxy.host+"/v2/"+repo+"/blobs/"+m.configDigest.String())
+	resp, body := regtest.Get(t, http.MethodGet, "http://"+s.proxy.host+"/v2/"+repo+"/blobs/"+m.configDigest.String())
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, m.config) {
 		t.Errorf("GET config blob %s: %d, %q", m.configDigest, resp.StatusCode, body)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+s.proxy.host+"/v2/"+repo+"/blobs/"+m.configDigest.String(), nil)
 	req.Header.Set("Range", "bytes=0-9")
-	rr, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr.Body.Close()
+	rr, _ := regtest.Do(t, req)
 	if rr.StatusCode != http.StatusPartialContent || rr.ContentLength != 10 {
 		t.Errorf("Range bytes=0-9 of %s: %d, %d bytes", m.configDigest, rr.StatusCode, rr.ContentLength)
 	}
@@ -154,7 +152,7 @@ func TestTagsPagination(t *testing.T) {
 	repo := repoFor("shared")
 	listOf := func(t *testing.T, host, rawurl string) ([]string, string) {
 		t.Helper()
-		resp, body := httpDo(t, http.MethodGet, "http://"+host+rawurl)
+		resp, body := regtest.Get(t, http.MethodGet, "http://"+host+rawurl)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %d %s", rawurl, resp.StatusCode, body)
 		}

@@ -28,10 +28,11 @@ type MigrateOptions struct {
 	Prune bool
 }
 
-// Outcome is what Migrate did with one base (or, in a dry run, would do).
-type Outcome struct {
+// BaseOutcome is what Migrate did with one base (or, in a dry run, would
+// do): a row of the Summary.
+type BaseOutcome struct {
 	Base   string `json:"base"`
-	Action Action `json:"action"`
+	Action Step   `json:"action"`
 	// Forced: a conflicting index was replaced (--force).
 	Forced bool   `json:"forced,omitempty"`
 	Reason string `json:"reason,omitempty"`
@@ -50,15 +51,15 @@ type Outcome struct {
 }
 
 // Failed reports whether the base failed.
-func (o *Outcome) Failed() bool { return o.Error != "" }
+func (o *BaseOutcome) Failed() bool { return o.Error != "" }
 
-func (o *Outcome) fail(err error) { o.Error = oneLine(err.Error()) }
+func (o *BaseOutcome) fail(err error) { o.Error = oneLine(err.Error()) }
 
 // Summary is the result of Migrate.
 type Summary struct {
-	Repository string    `json:"repository"`
-	DryRun     bool      `json:"dryRun"`
-	Outcomes   []Outcome `json:"outcomes"`
+	Repository string        `json:"repository"`
+	DryRun     bool          `json:"dryRun"`
+	Outcomes   []BaseOutcome `json:"outcomes"`
 }
 
 // halt stops pruning everywhere once the registry showed it cannot be
@@ -83,10 +84,10 @@ func (h *halt) set(r string) {
 }
 
 // Migrate carries out the plan of a report made by this Migrator's
-// Inspect. Bases are independent: a failure is recorded in its Outcome and
-// the others go on; Summary.Err says whether any failed.
+// Inspect. Bases are independent: a failure is recorded in its
+// BaseOutcome and the others go on; Summary.Err says whether any failed.
 func (m *Migrator) Migrate(ctx context.Context, r *Report, o MigrateOptions) *Summary {
-	s := &Summary{Repository: r.Repository, DryRun: o.DryRun, Outcomes: make([]Outcome, len(r.Groups))}
+	s := &Summary{Repository: r.Repository, DryRun: o.DryRun, Outcomes: make([]BaseOutcome, len(r.Groups))}
 	var eg errgroup.Group
 	eg.SetLimit(m.o.Concurrency)
 	var stop halt
@@ -103,9 +104,9 @@ func (m *Migrator) Migrate(ctx context.Context, r *Report, o MigrateOptions) *Su
 	return s
 }
 
-func (m *Migrator) migrateBase(ctx context.Context, g *Group, o MigrateOptions, stop *halt) Outcome {
+func (m *Migrator) migrateBase(ctx context.Context, g *BaseReport, o MigrateOptions, stop *halt) BaseOutcome {
 	p := g.Migrate
-	out := Outcome{Base: g.Base, Action: p.Action, Reason: p.Reason, Digest: p.Digest, Notes: p.Notes}
+	out := BaseOutcome{Base: g.Base, Action: p.Action, Reason: p.Reason, Digest: p.Digest, Notes: p.Notes}
 	var t *target
 	write := false
 	switch p.Action {
@@ -173,7 +174,7 @@ func (m *Migrator) verify(ctx context.Context, tag string, t *target) error {
 // re-checked just before (it must still point where it did) and after (its
 // manifest must still exist: a registry that deletes manifests along with
 // tags gets the manifest back, by digest, and pruning stops).
-func (m *Migrator) prune(ctx context.Context, g *Group, t *target, out *Outcome, stop *halt) {
+func (m *Migrator) prune(ctx context.Context, g *BaseReport, t *target, out *BaseOutcome, stop *halt) {
 	prune, keep := g.pruneSet(t)
 	out.Kept = append(out.Kept, keep...)
 	for i, tag := range prune {
@@ -191,7 +192,7 @@ func (m *Migrator) prune(ctx context.Context, g *Group, t *target, out *Outcome,
 	}
 }
 
-func (m *Migrator) pruneTag(ctx context.Context, g *Group, t *target, tag string, out *Outcome, stop *halt) error {
+func (m *Migrator) pruneTag(ctx context.Context, g *BaseReport, t *target, tag string, out *BaseOutcome, stop *halt) error {
 	repo := m.o.Repository
 	d, err := m.o.Client.Head(ctx, repo, tag)
 	switch {
@@ -268,7 +269,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 }
 
 // verb is the outcome's first column.
-func (s *Summary) verb(o *Outcome) string {
+func (s *Summary) verb(o *BaseOutcome) string {
 	if o.Failed() {
 		return "failed"
 	}

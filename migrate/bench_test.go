@@ -3,31 +3,29 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/migrate"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
 // seedWide pushes bases × 8 platforms of distinct images into repo.
-func seedWide(b *testing.B, reg *migratetest.Registry, repo string, bases int) {
+func seedWide(b *testing.B, reg *regtest.Registry, repo string, bases int) {
 	b.Helper()
-	plats := [][3]string{
-		{"linux", "amd64", ""}, {"linux", "arm64", ""}, {"linux", "arm", "v7"}, {"linux", "arm", "v6"},
-		{"linux", "ppc64le", ""}, {"linux", "s390x", ""}, {"linux", "riscv64", ""}, {"linux", "386", ""},
+	plats := []string{
+		"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6",
+		"linux/ppc64le", "linux/s390x", "linux/riscv64", "linux/386",
 	}
 	var eg errgroup.Group
 	eg.SetLimit(8)
 	for i := range bases {
 		for _, p := range plats {
 			eg.Go(func() error {
-				tag := fmt.Sprintf("1.%d-%s-%s", i, p[0], p[1])
-				if p[2] != "" {
-					tag += "-" + p[2]
-				}
-				reg.Push(b, repo, tag, migratetest.Image(b, p[0], p[1], p[2]))
+				tag := fmt.Sprintf("1.%d-%s", i, strings.ReplaceAll(p, "/", "-"))
+				reg.Push(b, repo, tag, regtest.PlatformImage(b, p, false))
 				return nil
 			})
 		}
@@ -38,7 +36,7 @@ func seedWide(b *testing.B, reg *migratetest.Registry, repo string, bases int) {
 // BenchmarkInspect: a fresh Migrator (cold caches) inspecting 50 bases × 8
 // platforms of the in-process registry.
 func BenchmarkInspect(b *testing.B) {
-	reg := migratetest.Start(b)
+	reg := regtest.NewRegistry(b)
 	seedWide(b, reg, "big/app", 50)
 	for b.Loop() {
 		m, err := migrate.New(migrate.Options{Client: reg.Client(b), Repository: "big/app"})
@@ -54,7 +52,7 @@ func BenchmarkInspect(b *testing.B) {
 // BenchmarkMigrateUnchanged: inspect and migrate of 50 already migrated
 // bases (the idempotent re-run: read-backs only).
 func BenchmarkMigrateUnchanged(b *testing.B) {
-	reg := migratetest.Start(b)
+	reg := regtest.NewRegistry(b)
 	seedWide(b, reg, "big/app", 50)
 	run := func() *migrate.Summary {
 		m, err := migrate.New(migrate.Options{Client: reg.Client(b), Repository: "big/app"})

@@ -160,7 +160,7 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	list = slices.Compact(list)
 
 	rule := m.o.Policies.Match(m.o.PolicyName)
-	out := make([]*Group, len(list))
+	out := make([]*BaseReport, len(list))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(m.o.Concurrency)
 	done := 0
@@ -178,7 +178,7 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	r := &Report{Repository: m.name, Policy: string(rule.Policy), Groups: make([]Group, len(out)), Platforms: []string{}}
+	r := &Report{Repository: m.name, Policy: string(rule.Policy), Groups: make([]BaseReport, len(out)), Platforms: []string{}}
 	for _, p := range rule.Require {
 		r.Require = append(r.Require, platform.String(platform.Normalize(p)))
 	}

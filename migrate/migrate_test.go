@@ -15,14 +15,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/migratetest"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/migrate"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
 const repo = "team/app"
 
-func newMigrator(t *testing.T, reg *migratetest.Registry, o migrate.Options) *migrate.Migrator {
+func newMigrator(t *testing.T, reg *regtest.Registry, o migrate.Options) *migrate.Migrator {
 	t.Helper()
 	o.Client = reg.Client(t)
 	if o.Repository == "" {
@@ -44,7 +45,7 @@ func inspect(t *testing.T, m *migrate.Migrator, bases ...string) *migrate.Report
 	return r
 }
 
-func group(t *testing.T, r *migrate.Report, base string) migrate.Group {
+func group(t *testing.T, r *migrate.Report, base string) migrate.BaseReport {
 	t.Helper()
 	for _, g := range r.Groups {
 		if g.Base == base {
@@ -52,10 +53,10 @@ func group(t *testing.T, r *migrate.Report, base string) migrate.Group {
 		}
 	}
 	t.Fatalf("no group %q in report", base)
-	return migrate.Group{}
+	return migrate.BaseReport{}
 }
 
-func member(t *testing.T, g migrate.Group, tag string) migrate.Member {
+func member(t *testing.T, g migrate.BaseReport, tag string) migrate.MemberRow {
 	t.Helper()
 	for _, m := range g.Members {
 		if m.Tag == tag {
@@ -63,10 +64,10 @@ func member(t *testing.T, g migrate.Group, tag string) migrate.Member {
 		}
 	}
 	t.Fatalf("%s: no member %q", g.Base, tag)
-	return migrate.Member{}
+	return migrate.MemberRow{}
 }
 
-func outcome(t *testing.T, s *migrate.Summary, base string) migrate.Outcome {
+func outcome(t *testing.T, s *migrate.Summary, base string) migrate.BaseOutcome {
 	t.Helper()
 	for _, o := range s.Outcomes {
 		if o.Base == base {
@@ -74,14 +75,14 @@ func outcome(t *testing.T, s *migrate.Summary, base string) migrate.Outcome {
 		}
 	}
 	t.Fatalf("no outcome for %q", base)
-	return migrate.Outcome{}
+	return migrate.BaseOutcome{}
 }
 
 func TestInspect(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, repo)
-	px := reg.StartProxy(t, nil)
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, repo)
+	px := migratetest.StartProxy(t, reg, nil)
 	m := newMigrator(t, reg, migrate.Options{})
 	r := inspect(t, m)
 
@@ -160,8 +161,8 @@ func TestInspect(t *testing.T) {
 
 func TestInspectExpect(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
 	m := newMigrator(t, reg, migrate.Options{Expect: []v1.Platform{
 		{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}, {OS: "linux", Architecture: "s390x"},
 	}})
@@ -183,8 +184,8 @@ func TestInspectExpect(t *testing.T) {
 
 func TestInspectTableAndJSON(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, repo)
 	r := inspect(t, newMigrator(t, reg, migrate.Options{}))
 
 	var buf bytes.Buffer
@@ -274,8 +275,8 @@ func TestInspectTableAndJSON(t *testing.T) {
 
 func TestInspectErrors(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
 	_, err := newMigrator(t, reg, migrate.Options{Repository: "no/such"}).Inspect(context.Background())
 	if err == nil || err.Error() != reg.Host+"/no/such: repository not found" {
 		t.Errorf("unknown repository: %v", err)
@@ -288,16 +289,16 @@ func TestInspectErrors(t *testing.T) {
 
 func TestMigrateDryRunWritesNothing(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
 	before := reg.Snapshot(t, repo)
-	reg.ResetCounts()
+	reg.Reset()
 	m := newMigrator(t, reg, migrate.Options{})
 	s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{DryRun: true, Prune: true, Force: true})
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n := reg.Requests(http.MethodPut) + reg.Requests(http.MethodDelete) + reg.Requests(http.MethodPost) + reg.Requests(http.MethodPatch); n != 0 {
+	if n := reg.Count(http.MethodPut, http.MethodDelete, http.MethodPost, http.MethodPatch); n != 0 {
 		t.Errorf("a dry run made %d write requests", n)
 	}
 	if after := reg.Snapshot(t, repo); !maps.Equal(before, after) {
@@ -321,12 +322,12 @@ func TestMigrateDryRunWritesNothing(t *testing.T) {
 // migration changes nothing.
 func TestMigrateMatchesProxy(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, repo)
 	bases := []string{"1.0-rc1", "2.0", "3.0", "legacy", "solo"}
 	served := map[string][]byte{}
 	digests := map[string]string{}
-	px := reg.StartProxy(t, nil)
+	px := migratetest.StartProxy(t, reg, nil)
 	for _, b := range bases {
 		d, body, status := px.Get(t, repo, b)
 		if status != http.StatusOK {
@@ -349,7 +350,7 @@ func TestMigrateMatchesProxy(t *testing.T) {
 			t.Errorf("%s: registry holds %s, proxy served %s", b, got, digests[b])
 		}
 		// A fresh proxy now passes the real index through: same bytes.
-		d, body, _ := reg.StartProxy(t, nil).Get(t, repo, b)
+		d, body, _ := migratetest.StartProxy(t, reg, nil).Get(t, repo, b)
 		if d != digests[b] || !bytes.Equal(body, served[b]) {
 			t.Errorf("%s: after migration the proxy serves %s, before %s", b, d, digests[b])
 		}
@@ -371,7 +372,7 @@ func TestMigrateMatchesProxy(t *testing.T) {
 	// Again (the same Migrator: Inspect takes a fresh snapshot): nothing
 	// to do.
 	before := reg.Snapshot(t, repo)
-	reg.ResetCounts()
+	reg.Reset()
 	s = m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{})
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
@@ -381,7 +382,7 @@ func TestMigrateMatchesProxy(t *testing.T) {
 			t.Errorf("second run: %+v", o)
 		}
 	}
-	if n := reg.Requests(http.MethodPut) + reg.Requests(http.MethodDelete); n != 0 {
+	if n := reg.Count(http.MethodPut, http.MethodDelete); n != 0 {
 		t.Errorf("second run made %d writes", n)
 	}
 	if after := reg.Snapshot(t, repo); !maps.Equal(before, after) {
@@ -394,10 +395,10 @@ func TestMigratePolicies(t *testing.T) {
 	for _, p := range []index.Policy{index.Merge, index.Override, index.Fallback, index.Off} {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
-			reg := migratetest.Start(t)
-			l := reg.SeedLegacy(t, repo)
+			reg := regtest.NewRegistry(t)
+			l := migratetest.SeedLegacy(t, reg, repo)
 			rules := index.Rules{{Pattern: "other/*", Policy: index.Off}, {Pattern: "team/*", Policy: p}}
-			d, _, status := reg.StartProxy(t, rules).Get(t, repo, "legacy")
+			d, _, status := migratetest.StartProxy(t, reg, rules).Get(t, repo, "legacy")
 			m := newMigrator(t, reg, migrate.Options{Policies: rules})
 			r := inspect(t, m, "legacy")
 			g := r.Groups[0]
@@ -435,15 +436,15 @@ func TestMigratePolicies(t *testing.T) {
 
 func TestMigrateConflict(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	amd := reg.Push(t, repo, "4.0-linux-amd64", migratetest.Image(t, "linux", "amd64", ""))
-	arm := reg.Push(t, repo, "4.0-linux-arm64", migratetest.Image(t, "linux", "arm64", ""))
+	reg := regtest.NewRegistry(t)
+	amd := reg.Push(t, repo, "4.0-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	arm := reg.Push(t, repo, "4.0-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false))
 	other, err := random.Index(64, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	theirs := reg.Push(t, repo, "4.0", other).String()
-	d, _, _ := reg.StartProxy(t, nil).Get(t, repo, "4.0")
+	d, _, _ := migratetest.StartProxy(t, reg, nil).Get(t, repo, "4.0")
 	if d != theirs {
 		t.Fatalf("the proxy should pass the real index through: %s, want %s", d, theirs)
 	}
@@ -458,12 +459,12 @@ func TestMigrateConflict(t *testing.T) {
 	if !strings.Contains(g.Migrate.Reason, "only the members have linux/amd64, linux/arm64") {
 		t.Errorf("reason %q", g.Migrate.Reason)
 	}
-	reg.ResetCounts()
+	reg.Reset()
 	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{Prune: true})
 	if o := s.Outcomes[0]; s.Err() != nil || o.Action != migrate.Conflict || o.Written || len(o.Pruned) > 0 {
 		t.Errorf("unforced conflict: %+v", o)
 	}
-	if reg.Requests(http.MethodPut)+reg.Requests(http.MethodDelete) != 0 || reg.Head(t, repo, "4.0") != theirs {
+	if reg.Count(http.MethodPut, http.MethodDelete) != 0 || reg.Head(t, repo, "4.0") != theirs {
 		t.Fatal("an unforced conflict wrote something")
 	}
 
@@ -511,12 +512,12 @@ func mustHash(t *testing.T, s string) v1.Hash {
 
 func TestInspectDuplicates(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	arm := reg.Push(t, repo, "5.0-linux-arm64", migratetest.Image(t, "linux", "arm64", "")).String()
-	loser := reg.Push(t, repo, "5.0-linux-arm64-v8", migratetest.Image(t, "linux", "arm64", "v8")).String()
-	amd := reg.Push(t, repo, "5.0-linux-amd64", migratetest.Image(t, "linux", "amd64", "")).String()
-	bare := reg.Push(t, repo, "5.0", migratetest.Image(t, "linux", "amd64", "")).String()
-	d, _, _ := reg.StartProxy(t, nil).Get(t, repo, "5.0")
+	reg := regtest.NewRegistry(t)
+	arm := reg.Push(t, repo, "5.0-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false)).String()
+	loser := reg.Push(t, repo, "5.0-linux-arm64-v8", regtest.PlatformImage(t, "linux/arm64/v8", false)).String()
+	amd := reg.Push(t, repo, "5.0-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false)).String()
+	bare := reg.Push(t, repo, "5.0", regtest.PlatformImage(t, "linux/amd64", false)).String()
+	d, _, _ := migratetest.StartProxy(t, reg, nil).Get(t, repo, "5.0")
 
 	r := inspect(t, newMigrator(t, reg, migrate.Options{}))
 	g := group(t, r, "5.0")
@@ -555,10 +556,10 @@ func TestInspectDuplicates(t *testing.T) {
 // proxy, so migrate writes none.
 func TestMigrateRequire(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
 	rules := index.Rules{{Pattern: "team/*", Policy: index.Merge, Require: []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}}}}
-	px := reg.StartProxy(t, rules)
+	px := migratetest.StartProxy(t, reg, rules)
 	m := newMigrator(t, reg, migrate.Options{Policies: rules})
 	r := inspect(t, m)
 	if want := []string{"linux/amd64", "linux/arm64/v8"}; !slices.Equal(r.Require, want) {
@@ -570,7 +571,7 @@ func TestMigrateRequire(t *testing.T) {
 	}
 	for _, c := range []struct {
 		base   string
-		action migrate.Action
+		action migrate.Step
 	}{
 		{"1.0-rc1", migrate.Create}, {"legacy", migrate.Update}, {"3.0", migrate.Create},
 		{"solo", migrate.Skip}, {"2.0", migrate.Skip}, // 2.0's arm64 member is mislabeled
@@ -600,9 +601,9 @@ func TestMigrateRequire(t *testing.T) {
 // when talking to the registry directly.
 func TestThroughProxy(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
-	px := reg.StartProxy(t, nil)
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
+	px := migratetest.StartProxy(t, reg, nil)
 	c, err := upstream.New(upstream.Options{URL: px.URL, Header: http.Header{upstream.HeaderSynthesis: {"off"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -639,13 +640,13 @@ func TestThroughProxy(t *testing.T) {
 // the members' index and says which image it drops.
 func TestMigrateNewMemberAfterMigration(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, repo)
 	m := newMigrator(t, reg, migrate.Options{})
 	if s := m.Migrate(context.Background(), inspect(t, m, "legacy"), migrate.MigrateOptions{}); s.Err() != nil || s.Outcomes[0].Action != migrate.Update {
 		t.Fatalf("first run: %+v", s.Outcomes)
 	}
-	s390x := reg.Push(t, repo, "legacy-linux-s390x", migratetest.Image(t, "linux", "s390x", "")).String()
+	s390x := reg.Push(t, repo, "legacy-linux-s390x", regtest.PlatformImage(t, "linux/s390x", false)).String()
 	m = newMigrator(t, reg, migrate.Options{})
 	r := inspect(t, m, "legacy")
 	g := r.Groups[0]

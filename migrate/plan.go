@@ -22,7 +22,7 @@ import (
 // proxy passes the bare tag through, as it would if the bare tag were
 // absent: that is what the members add up to, what inspect shows and what
 // --force writes.
-func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, rule index.Rule) (*Group, error) {
+func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, rule index.Rule) (*BaseReport, error) {
 	policy := rule.Policy
 	v, err := m.view(ctx, tags, base, rule, false)
 	if err != nil {
@@ -37,7 +37,7 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 		}
 		shown = absent
 	}
-	g := &Group{Base: base, Bare: v.bare.String(), Policy: string(policy)}
+	g := &BaseReport{Base: base, Bare: v.bare.String(), Policy: string(policy)}
 	if v.bareDesc != nil {
 		g.BareDigest = v.bareDesc.Digest.String()
 	}
@@ -65,12 +65,12 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 	switch {
 	case v.action != index.ServeUpstream && v.result != nil && complete:
 		g.Serves = "index"
-		g.Index = &Descriptor{MediaType: string(v.result.MediaType), Digest: v.result.Digest.String(), Size: int64(len(v.result.Bytes)), Synthesized: true}
+		g.Index = &ServedIndex{MediaType: string(v.result.MediaType), Digest: v.result.Digest.String(), Size: int64(len(v.result.Bytes)), Synthesized: true}
 	case v.action != index.ServeUpstream && v.result == nil, v.bare == index.BareAbsent:
 		g.Serves = "nothing"
 	case v.bare == index.BareIndex:
 		g.Serves = "upstream"
-		g.Index = &Descriptor{MediaType: string(v.bareDesc.MediaType), Digest: v.bareDesc.Digest.String(), Size: v.bareDesc.Size}
+		g.Index = &ServedIndex{MediaType: string(v.bareDesc.MediaType), Digest: v.bareDesc.Digest.String(), Size: v.bareDesc.Size}
 	default:
 		g.Serves = "upstream"
 	}
@@ -100,7 +100,7 @@ func (m *Migrator) inspectBase(ctx context.Context, tags []string, base string, 
 
 // describeMembers fills Members, Missing and Problems from the resolution
 // shown (the bare tag's own image appears when v merges it).
-func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view) error {
+func (m *Migrator) describeMembers(ctx context.Context, g *BaseReport, shown, v *view) error {
 	g.digests = map[string]v1.Hash{}
 	g.memberIndex = map[string]bool{}
 	g.why = map[string]string{}
@@ -123,8 +123,8 @@ func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view
 	for _, d := range shown.duplicates {
 		reasons[d.Tag] = append(reasons[d.Tag], d.Reason())
 	}
-	row := func(tag string, d v1.Descriptor, platform string, bare bool) Member {
-		r := Member{Tag: tag, Platform: platform, Bare: bare}
+	row := func(tag string, d v1.Descriptor, platform string, bare bool) MemberRow {
+		r := MemberRow{Tag: tag, Platform: platform, Bare: bare}
 		if d.Digest.Hex != "" {
 			r.Digest, r.MediaType = d.Digest.String(), string(d.MediaType)
 			g.digests[tag] = d.Digest
@@ -165,7 +165,7 @@ func (m *Migrator) describeMembers(ctx context.Context, g *Group, shown, v *view
 		g.Members = append(g.Members, row(s.Tag, d, platform.String(s.Platform), false))
 	}
 	if g.Members == nil {
-		g.Members = []Member{}
+		g.Members = []MemberRow{}
 	}
 	// Missing against --expect: the listed images' platforms.
 	have := map[string]bool{}
@@ -209,7 +209,7 @@ func plural(n int, s string) string {
 // plan decides what migrate does with the base. v is the resolution under
 // the repository's policy; absent, when the proxy passes the bare tag
 // through, is the resolution as if the bare tag did not exist.
-func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy index.Policy, complete bool) error {
+func (m *Migrator) plan(ctx context.Context, g *BaseReport, v, absent *view, policy index.Policy, complete bool) error {
 	p := &g.Migrate
 	switch {
 	case len(v.suffixes) == 0:
@@ -289,7 +289,7 @@ func (m *Migrator) plan(ctx context.Context, g *Group, v, absent *view, policy i
 // pruneSet splits the member tags into those --prune-suffixed untags (the
 // index lists their manifest, so nothing becomes unreachable) and those it
 // keeps, with why.
-func (g *Group) pruneSet(t *target) (prune, keep []string) {
+func (g *BaseReport) pruneSet(t *target) (prune, keep []string) {
 	for _, tag := range g.suffixTags {
 		d, ok := g.digests[tag]
 		switch {

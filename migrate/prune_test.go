@@ -12,13 +12,14 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/manifold-proxy/manifold/internal/migratetest"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/migrate"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
 // indexIntact checks that every manifest the index under repo:tag lists
 // still exists.
-func indexIntact(t *testing.T, reg *migratetest.Registry, tag string) {
+func indexIntact(t *testing.T, reg *regtest.Registry, tag string) {
 	t.Helper()
 	d := reg.Head(t, repo, tag)
 	if d == "" {
@@ -41,8 +42,8 @@ func indexIntact(t *testing.T, reg *migratetest.Registry, tag string) {
 
 func TestPrune(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, repo)
 	m := newMigrator(t, reg, migrate.Options{})
 	s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{Prune: true})
 	if err := s.Err(); err != nil {
@@ -69,7 +70,7 @@ func TestPrune(t *testing.T) {
 	}
 
 	// A second run with prune: unchanged, nothing left to prune.
-	reg.ResetCounts()
+	reg.Reset()
 	m = newMigrator(t, reg, migrate.Options{})
 	s = m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{Prune: true})
 	if err := s.Err(); err != nil {
@@ -80,7 +81,7 @@ func TestPrune(t *testing.T) {
 			t.Errorf("second run: %+v", o)
 		}
 	}
-	if n := reg.Requests(http.MethodPut) + reg.Requests(http.MethodDelete); n != 0 {
+	if n := reg.Count(http.MethodPut, http.MethodDelete); n != 0 {
 		t.Errorf("second run made %d writes", n)
 	}
 }
@@ -88,8 +89,8 @@ func TestPrune(t *testing.T) {
 // A read-back that differs fails the base and prunes nothing.
 func TestPruneOnlyAfterVerification(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
 	reg.SetFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 		if r.Method != http.MethodGet || r.URL.Path != "/v2/"+repo+"/manifests/solo" {
 			return false
@@ -107,13 +108,13 @@ func TestPruneOnlyAfterVerification(t *testing.T) {
 	})
 	m := newMigrator(t, reg, migrate.Options{})
 	r := inspect(t, m, "solo")
-	reg.ResetCounts()
+	reg.Reset()
 	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{Prune: true})
 	o := s.Outcomes[0]
 	if s.Err() == nil || !o.Written || o.Verified || !strings.Contains(o.Error, "differ") || len(o.Pruned) != 0 {
 		t.Errorf("outcome %+v", o)
 	}
-	if n := reg.Requests(http.MethodDelete); n != 0 {
+	if n := reg.Count(http.MethodDelete); n != 0 {
 		t.Errorf("%d deletes before verification", n)
 	}
 	if reg.Head(t, repo, "solo-linux-amd64") == "" {
@@ -130,17 +131,10 @@ func TestPruneOnlyAfterVerification(t *testing.T) {
 // failure.
 func TestPruneRefused(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, repo)
-	reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
-		if r.Method != http.MethodDelete {
-			return false
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		_, _ = io.WriteString(w, `{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}`)
-		return true
-	})
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, repo)
+	isDelete := func(r *http.Request) bool { return r.Method == http.MethodDelete }
+	reg.SetFault(regtest.Refuse(isDelete, http.StatusMethodNotAllowed, "UNSUPPORTED", "The operation is unsupported."))
 	before := len(reg.Tags(t, repo))
 	m := newMigrator(t, reg, migrate.Options{})
 	s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{Prune: true})
@@ -160,8 +154,8 @@ func TestPruneRefused(t *testing.T) {
 // index: migrate restores the manifest and stops pruning.
 func TestPruneRegistryDeletesManifests(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, repo)
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, repo)
 	reg.SetFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 		tag, ok := strings.CutPrefix(r.URL.Path, "/v2/"+repo+"/manifests/")
 		if r.Method != http.MethodDelete || !ok || strings.Contains(tag, ":") {

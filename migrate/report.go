@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Report is what `proxy inspect` shows: one Group per base. Its JSON
+// Report is what `proxy inspect` shows: one BaseReport per base. Its JSON
 // encoding is the --json output; fields are only ever added.
 type Report struct {
 	// Repository is registry/path.
@@ -26,8 +26,8 @@ type Report struct {
 	// serves an index (partial sets).
 	Require []string `json:"require,omitempty"`
 	// Expect is the --expect set, normalized.
-	Expect []string `json:"expect,omitempty"`
-	Groups []Group  `json:"groups"`
+	Expect []string     `json:"expect,omitempty"`
+	Groups []BaseReport `json:"groups"`
 }
 
 // State of a bare tag, as inspect names it.
@@ -38,8 +38,9 @@ const (
 	StateWouldChange    = "would change"
 )
 
-// Group is one base and its members.
-type Group struct {
+// BaseReport is one base of a Report: its bare tag, its members, what the
+// proxy serves for it and what migrate would do.
+type BaseReport struct {
 	Base string `json:"base"`
 	// Bare is what the bare tag holds in the registry: absent, image or
 	// index; BareDigest is its digest.
@@ -57,10 +58,10 @@ type Group struct {
 	Serves string `json:"serves"`
 	// Index is the index the proxy serves for the base: its digest is the
 	// one clients of the proxy see. Null when it serves no index.
-	Index *Descriptor `json:"index"`
+	Index *ServedIndex `json:"index"`
 	// Members are the member tags (and, under merge, the bare tag's own
 	// image), in tag order after the bare tag.
-	Members []Member `json:"members"`
+	Members []MemberRow `json:"members"`
 	// Missing are --expect platforms no listed member provides;
 	// Incomplete the platforms the policy requires that none provides (the
 	// proxy then serves no index).
@@ -85,8 +86,8 @@ type Group struct {
 	why         map[string]string
 }
 
-// Descriptor is an index the proxy serves.
-type Descriptor struct {
+// ServedIndex is the index the proxy serves for a base.
+type ServedIndex struct {
 	MediaType string `json:"mediaType"`
 	Digest    string `json:"digest"`
 	Size      int64  `json:"size"`
@@ -95,8 +96,8 @@ type Descriptor struct {
 	Synthesized bool `json:"synthesized"`
 }
 
-// Member is one member tag.
-type Member struct {
+// MemberRow is one member tag of a BaseReport.
+type MemberRow struct {
 	Tag string `json:"tag"`
 	// Platform is what the tag says (for the bare tag: its config).
 	Platform string `json:"platform"`
@@ -114,28 +115,29 @@ type Member struct {
 	Bare bool `json:"bare,omitempty"`
 }
 
-// Action is what migrate does with a base.
-type Action string
+// Step is what migrate does with a base's bare tag: write it (create,
+// update) or leave it (unchanged, conflict, skip).
+type Step string
 
 const (
 	// Create writes the index under an absent bare tag.
-	Create Action = "create"
+	Create Step = "create"
 	// Update replaces a single-platform bare tag (merge, override) with
 	// the index, or a conflicting index when forced.
-	Update Action = "update"
+	Update Step = "update"
 	// Unchanged: the bare tag already holds the index.
-	Unchanged Action = "unchanged"
+	Unchanged Step = "unchanged"
 	// Conflict: the bare tag holds a different real index; skipped unless
 	// forced.
-	Conflict Action = "conflict"
+	Conflict Step = "conflict"
 	// Skip: the proxy serves the registry's own tag, or has nothing to
 	// serve.
-	Skip Action = "skip"
+	Skip Step = "skip"
 )
 
 // Plan is what migrate would do with one base.
 type Plan struct {
-	Action Action `json:"action"`
+	Action Step `json:"action"`
 	// Reason says why, for unchanged, conflict and skip.
 	Reason string `json:"reason,omitempty"`
 	// Digest and MediaType of the index written (create, update), found
@@ -293,7 +295,7 @@ func (r *Report) memberTags() int {
 	return n
 }
 
-func serves(g Group) string {
+func serves(g BaseReport) string {
 	switch {
 	case g.Index == nil && g.Serves == "upstream":
 		return "upstream image"
@@ -307,8 +309,8 @@ func serves(g Group) string {
 
 // cell is the short digest of the member for platform p: the listed one
 // when there is one, with markers.
-func cell(g Group, p string, used map[string]bool) string {
-	var ms []Member
+func cell(g BaseReport, p string, used map[string]bool) string {
+	var ms []MemberRow
 	for _, m := range g.Members {
 		if m.Platform == p {
 			ms = append(ms, m)

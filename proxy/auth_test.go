@@ -33,7 +33,6 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
 
-	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -44,16 +43,11 @@ import (
 // none, and a proxy with wrong credentials says so.
 func TestUpstreamCredentials(t *testing.T) {
 	t.Parallel()
-	htpasswd := regtest.Htpasswd(t, map[string]string{"ci": "s3cret"})
-	reg, err := embedded.Start(context.Background(), embedded.Options{Htpasswd: htpasswd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close(context.Background())
-	host := strings.TrimPrefix(reg.URL, "http://")
+	reg := regtest.NewRegistry(t, regtest.WithHtpasswd(regtest.Htpasswd(t, map[string]string{"ci": "s3cret"})))
+	host := reg.Host
 	ci := authn.FromConfig(authn.AuthConfig{Username: "ci", Password: "s3cret"})
 
-	img := platformImage(t, "linux/arm64", false)
+	img := regtest.PlatformImage(t, "linux/arm64", false)
 	r, _ := name.NewTag(host+"/private/app:1-linux-arm64", name.Insecure)
 	if err := remote.Write(r, img); err != nil == false {
 		t.Fatal("the upstream must refuse anonymous pushes")
@@ -67,16 +61,10 @@ func TestUpstreamCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(p)
-		t.Cleanup(srv.Close)
-		return strings.TrimPrefix(srv.URL, "http://")
+		return strings.TrimPrefix(regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}}).URL, "http://")
 	}
 	good := serve(ci)
-	got, err := remote.Image(ref(t, good, "private/app:1"), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
+	got, err := remote.Image(regtest.Ref(t, good+"/private/app:1"), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
 	if err != nil {
 		t.Fatalf("pull through a proxy with credentials: %v", err)
 	}
@@ -84,12 +72,12 @@ func TestUpstreamCredentials(t *testing.T) {
 		t.Error("wrong image")
 	}
 	// Pushes through the proxy use its credentials too.
-	if err := remote.Write(ref(t, good, "private/app:1-linux-amd64"), platformImage(t, "linux/amd64", false)); err != nil {
+	if err := remote.Write(regtest.Ref(t, good+"/private/app:1-linux-amd64"), regtest.PlatformImage(t, "linux/amd64", false)); err != nil {
 		t.Errorf("push through a proxy with credentials: %v", err)
 	}
 
 	bad := serve(authn.FromConfig(authn.AuthConfig{Username: "ci", Password: "wrong"}))
-	resp, body := do(t, "http://"+bad, http.MethodGet, "/v2/private/app/manifests/1")
+	resp, body := regtest.Get(t, http.MethodGet, "http://"+bad+"/v2/private/app/manifests/1")
 	if resp.StatusCode != http.StatusForbidden || ociError(t, body) != "UNAUTHORIZED" || !strings.Contains(string(body), "upstream refused the proxy's credentials") {
 		t.Errorf("wrong upstream credentials: %d %s", resp.StatusCode, body)
 	}
@@ -110,32 +98,32 @@ func TestClientAuth(t *testing.T) {
 			{Pattern: "secret/*", Read: []string{"alice"}, Write: []string{"alice"}},
 		}}
 	})
-	e.push("team/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.push("secret/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("team/app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("secret/app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	alice := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "a-pw"})
 	bob := authn.FromConfig(authn.AuthConfig{Username: "bob", Password: "b-pw"})
 
-	resp, body := e.do(http.MethodGet, "/v2/")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/")
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Basic realm="manifold"` || ociError(t, body) != "UNAUTHORIZED" {
 		t.Errorf("anonymous /v2/: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 	}
-	if _, err := remote.Index(ref(t, e.host, "team/app:1")); err == nil {
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/team/app:1")); err == nil {
 		t.Error("anonymous pull allowed")
 	}
-	if _, err := remote.Index(ref(t, e.host, "team/app:1"), remote.WithAuth(bob)); err != nil {
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/team/app:1"), remote.WithAuth(bob)); err != nil {
 		t.Errorf("bob pulls team/app: %v", err)
 	}
-	if _, err := remote.Index(ref(t, e.host, "secret/app:1"), remote.WithAuth(bob)); err == nil || !strings.Contains(err.Error(), "DENIED") {
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/secret/app:1"), remote.WithAuth(bob)); err == nil || !strings.Contains(err.Error(), "DENIED") {
 		t.Errorf("bob pulls secret/app: %v", err)
 	}
-	if err := remote.Write(ref(t, e.host, "team/app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(bob)); err == nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/team/app:1-linux-arm64"), regtest.PlatformImage(t, "linux/arm64", false), remote.WithAuth(bob)); err == nil {
 		t.Error("bob pushed to team/app")
 	}
-	if err := remote.Write(ref(t, e.host, "team/app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/team/app:1-linux-arm64"), regtest.PlatformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
 		t.Errorf("alice pushes to team/app: %v", err)
 	}
 	wrong := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "nope"})
-	if _, err := remote.Index(ref(t, e.host, "team/app:1"), remote.WithAuth(wrong)); err == nil {
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/team/app:1"), remote.WithAuth(wrong)); err == nil {
 		t.Error("wrong password accepted")
 	}
 	reg, _ := name.NewRegistry(e.host, name.Insecure)
@@ -154,15 +142,15 @@ func TestAnonymousRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, func(o *proxy.Options) { o.Access = &proxy.Access{Controller: ctl, AnonymousRead: true} })
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	if _, err := remote.Index(ref(t, e.host, "app:1")); err != nil {
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/app:1")); err != nil {
 		t.Errorf("anonymous read: %v", err)
 	}
-	if err := remote.Write(ref(t, e.host, "app:2-linux-amd64"), platformImage(t, "linux/amd64", false)); err == nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/app:2-linux-amd64"), regtest.PlatformImage(t, "linux/amd64", false)); err == nil {
 		t.Error("anonymous push allowed")
 	}
 	ci := authn.FromConfig(authn.AuthConfig{Username: "ci", Password: "pw"})
-	if err := remote.Write(ref(t, e.host, "app:2-linux-amd64"), platformImage(t, "linux/amd64", false), remote.WithAuth(ci)); err != nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/app:2-linux-amd64"), regtest.PlatformImage(t, "linux/amd64", false), remote.WithAuth(ci)); err != nil {
 		t.Errorf("ci push: %v", err)
 	}
 }
@@ -251,20 +239,20 @@ func TestClientTokenAuth(t *testing.T) {
 	e := newEnv(t)
 	p = e.newProxyHandler(func(o *proxy.Options) { o.Access = &proxy.Access{Controller: ctl} })
 	e.proxy, e.host = srv, strings.TrimPrefix(srv.URL, "http://")
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	resp, _ := e.do(http.MethodGet, "/v2/app/manifests/1")
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	resp, _ := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer realm=") {
 		t.Fatalf("anonymous: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	alice := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "a"})
 	bob := authn.FromConfig(authn.AuthConfig{Username: "bob", Password: "b"})
-	if _, err := remote.Index(ref(t, e.host, "app:1"), remote.WithAuth(bob)); err != nil {
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/app:1"), remote.WithAuth(bob)); err != nil {
 		t.Errorf("bob pulls with a token: %v", err)
 	}
-	if err := remote.Write(ref(t, e.host, "app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(bob)); err == nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/app:1-linux-arm64"), regtest.PlatformImage(t, "linux/arm64", false), remote.WithAuth(bob)); err == nil {
 		t.Error("bob's pull-only token pushed")
 	}
-	if err := remote.Write(ref(t, e.host, "app:1-linux-arm64"), platformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/app:1-linux-arm64"), regtest.PlatformImage(t, "linux/arm64", false), remote.WithAuth(alice)); err != nil {
 		t.Errorf("alice pushes with a token: %v", err)
 	}
 	// Deleting needs "delete" in the token, which push does not imply.
@@ -288,16 +276,16 @@ func TestRulesCannotBeBypassed(t *testing.T) {
 			{Pattern: "open/*", Read: []string{proxy.Anonymous, "*"}, Write: []string{"*"}},
 		}}
 	})
-	img := platformImage(t, "linux/amd64", false)
+	img := regtest.PlatformImage(t, "linux/amd64", false)
 	e.push("secret/app:1-linux-amd64", img)
-	e.push("open/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("open/app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	layers, _ := img.Layers()
 	ld, _ := layers[0].Digest()
 
 	bob := func(method, path string) *http.Response {
 		req, _ := http.NewRequest(method, e.proxy.URL+path, nil)
 		req.SetBasicAuth("bob", "b")
-		resp, _ := doReq(t, req)
+		resp, _ := regtest.Do(t, req)
 		return resp
 	}
 	if resp := bob(http.MethodGet, "/v2/secret/app/blobs/"+ld.String()); resp.StatusCode != http.StatusForbidden {
@@ -311,16 +299,16 @@ func TestRulesCannotBeBypassed(t *testing.T) {
 		t.Error("bob reads secret/app's blob through a mount")
 	}
 	// Anonymous: open/* lists anonymous, secret/* does not.
-	if resp, _ := e.do(http.MethodGet, "/v2/open/app/manifests/1"); resp.StatusCode != http.StatusOK {
+	if resp, _ := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/open/app/manifests/1"); resp.StatusCode != http.StatusOK {
 		t.Errorf("anonymous read of open/app: %d", resp.StatusCode)
 	}
-	if resp, _ := e.do(http.MethodGet, "/v2/secret/app/manifests/1"); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/secret/app/manifests/1"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("anonymous read of secret/app: %d, want 401", resp.StatusCode)
 	}
 	// Alice may mount from secret/app.
 	req, _ := http.NewRequest(http.MethodPost, e.proxy.URL+"/v2/secret/copy/blobs/uploads/?mount="+ld.String()+"&from=secret/app", nil)
 	req.SetBasicAuth("alice", "a")
-	if resp, _ := doReq(t, req); resp.StatusCode != http.StatusCreated {
+	if resp, _ := regtest.Do(t, req); resp.StatusCode != http.StatusCreated {
 		t.Errorf("alice mount: %d", resp.StatusCode)
 	}
 }
@@ -330,11 +318,7 @@ func TestRulesCannotBeBypassed(t *testing.T) {
 // the repository. Rules (and policies) now match the canonical name.
 func TestL2_RulesOnTheCanonicalName(t *testing.T) {
 	t.Parallel()
-	reg, err := embedded.Start(context.Background(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	reg := regtest.NewRegistry(t)
 	library := true
 	hub, _ := upstream.New(upstream.Options{URL: reg.URL, Library: &library})
 	htpasswd := regtest.Htpasswd(t, map[string]string{"alice": "a-secret", "bob": "b-secret"})
@@ -342,24 +326,14 @@ func TestL2_RulesOnTheCanonicalName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{
+	srv := regtest.StartProxy(t, proxy.Options{
 		Upstreams: []proxy.Upstream{{Prefix: "hub", Client: hub}},
 		Access:    &proxy.Access{Controller: ctl, Rules: []proxy.AccessRule{{Pattern: "hub/library/*", Read: []string{"alice"}, Write: []string{"alice"}}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
 	for _, name := range []string{"hub/nginx", "hub/library/nginx"} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/"+name+"/tags/list", nil)
 		req.SetBasicAuth("bob", "b-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
+		if resp, _ := regtest.Do(t, req); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("bob reading %s: %d, want 403 (the hub/library/* rule)", name, resp.StatusCode)
 		}
 	}

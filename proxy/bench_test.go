@@ -12,9 +12,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/manifold-proxy/manifold/index"
-	"github.com/manifold-proxy/manifold/platform"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/regtest"
+	"github.com/manifold-proxy/manifold/platform"
 )
 
 // BenchmarkCachedIndex: a warm index, served from the caches. Reports the
@@ -22,10 +24,10 @@ import (
 func BenchmarkCachedIndex(b *testing.B) {
 	e := newEnv(b)
 	seed(e, "app", "1")
-	if resp, _ := e.do(http.MethodGet, "/v2/app/manifests/1"); resp.StatusCode != 200 {
+	if resp, _ := regtest.Get(b, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1"); resp.StatusCode != 200 {
 		b.Fatal(resp.StatusCode)
 	}
-	e.resetRequests()
+	e.reg.Reset()
 	b.ResetTimer()
 	for range b.N {
 		resp, err := http.Get(e.proxy.URL + "/v2/app/manifests/1")
@@ -35,7 +37,7 @@ func BenchmarkCachedIndex(b *testing.B) {
 		resp.Body.Close()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(len(e.upstreamRequests()))/float64(b.N), "upstream-req/op")
+	b.ReportMetric(float64(len(e.reg.Requests()))/float64(b.N), "upstream-req/op")
 }
 
 // BenchmarkColdSynthesis8: 8 members, cold caches, an upstream that adds
@@ -46,10 +48,10 @@ func BenchmarkColdSynthesis8(b *testing.B) {
 	e := newEnv(b)
 	seed(e, "app", "1")
 	const rtt = 20 * time.Millisecond
-	e.delay.Store(int64(rtt))
+	e.reg.SetDelay(rtt)
 	// Baseline in the same run: one upstream round trip through the proxy.
 	start := time.Now()
-	if resp, _ := e.do(http.MethodGet, "/v2/app/manifests/1-linux-amd64"); resp.StatusCode != 200 {
+	if resp, _ := regtest.Get(b, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1-linux-amd64"); resp.StatusCode != 200 {
 		b.Fatal(resp.StatusCode)
 	}
 	one := time.Since(start)
@@ -84,7 +86,7 @@ func BenchmarkStreamBlob(b *testing.B) {
 func seed(e *env, repo, base string) {
 	for _, p := range platforms {
 		pl, _ := platform.Parse(p)
-		e.push(repo+":"+base+"-"+index.FormatSuffix(pl), platformImage(e.t, p, false))
+		e.push(repo+":"+base+"-"+index.FormatSuffix(pl), regtest.PlatformImage(e.t, p, false))
 	}
 }
 
@@ -101,20 +103,20 @@ func BenchmarkRandomDigest(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(strconv.Itoa(n)+"-tags", func(b *testing.B) {
 			e := newEnv(b)
-			amd := e.push("app:seed-linux-amd64", platformImage(b, "linux/amd64", false))
-			arm := e.push("app:seed-linux-arm64", platformImage(b, "linux/arm64/v8", false))
+			amd := e.push("app:seed-linux-amd64", regtest.PlatformImage(b, "linux/amd64", false))
+			arm := e.push("app:seed-linux-arm64", regtest.PlatformImage(b, "linux/arm64/v8", false))
 			tagMany(b, e, n, amd, arm)
-			e.resetRequests()
+			e.reg.Reset()
 			cpu := cpuTime()
 			b.ResetTimer()
 			for i := range b.N {
-				resp, _ := e.do(http.MethodGet, fmt.Sprintf("/v2/app/manifests/sha256:%064x", i+1))
+				resp, _ := regtest.Get(b, http.MethodGet, e.proxy.URL+fmt.Sprintf("/v2/app/manifests/sha256:%064x", i+1))
 				if resp.StatusCode != http.StatusNotFound {
 					b.Fatal(resp.StatusCode)
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(len(e.upstreamRequests()))/float64(b.N), "upstream-req/op")
+			b.ReportMetric(float64(len(e.reg.Requests()))/float64(b.N), "upstream-req/op")
 			b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
@@ -130,12 +132,12 @@ func tagMany(b *testing.B, e *env, n int, amd, arm v1.Hash) {
 			d      v1.Hash
 		}{{"linux-amd64", amd}, {"linux-arm64", arm}} {
 			eg.Go(func() error {
-				src := ref(b, e.upstream, "app@"+m.d.String())
+				src := regtest.Ref(b, e.reg.Host+"/app@"+m.d.String())
 				desc, err := remote.Get(src)
 				if err != nil {
 					return err
 				}
-				return remote.Tag(ref(b, e.upstream, fmt.Sprintf("app:%d-%s", i, m.suffix)).(name.Tag), desc)
+				return remote.Tag(regtest.Ref(b, e.reg.Host+"/"+fmt.Sprintf("app:%d-%s", i, m.suffix)).(name.Tag), desc)
 			})
 		}
 	}

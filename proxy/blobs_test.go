@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -30,64 +31,48 @@ func TestBlobRange(t *testing.T) {
 	_, _ = rand.Read(content)
 	layer := static.NewLayer(content, types.DockerLayer)
 	d, _ := layer.Digest()
-	if err := remote.WriteLayer(ref(t, e.upstream, "app:x").Context(), layer); err != nil {
+	if err := remote.WriteLayer(regtest.Ref(t, e.reg.Host+"/app:x").Context(), layer); err != nil {
 		t.Fatal(err)
 	}
 	path := "/v2/app/blobs/" + d.String()
 
-	resp, body := e.do(http.MethodGet, path)
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+path)
 	if resp.StatusCode != 200 || !bytes.Equal(body, content) || resp.Header.Get("Docker-Content-Digest") != d.String() {
 		t.Fatalf("GET blob: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	head, hb := e.do(http.MethodHead, path)
+	head, hb := regtest.Get(t, http.MethodHead, e.proxy.URL+path)
 	if head.StatusCode != 200 || len(hb) != 0 || head.Header.Get("Content-Length") != "100000" {
 		t.Errorf("HEAD blob: %d, Content-Length %s", head.StatusCode, head.Header.Get("Content-Length"))
 	}
 
 	req, _ := http.NewRequest(http.MethodGet, e.proxy.URL+path, nil)
 	req.Header.Set("Range", "bytes=1000-1999")
-	r2, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part, _ := io.ReadAll(r2.Body)
-	r2.Body.Close()
+	r2, part := regtest.Do(t, req)
 	if r2.StatusCode != http.StatusPartialContent || !bytes.Equal(part, content[1000:2000]) || r2.Header.Get("Content-Range") != "bytes 1000-1999/100000" {
 		t.Errorf("Range: %d %q, %d bytes", r2.StatusCode, r2.Header.Get("Content-Range"), len(part))
 	}
 
 	// A suffix range (the last 500 bytes) passes through too.
 	req.Header.Set("Range", "bytes=-500")
-	r4, tail := doReq(t, req)
+	r4, tail := regtest.Do(t, req)
 	if r4.StatusCode != http.StatusPartialContent || !bytes.Equal(tail, content[len(content)-500:]) || r4.Header.Get("Content-Range") != "bytes 99500-99999/100000" {
 		t.Errorf("suffix Range: %d %q, %d bytes", r4.StatusCode, r4.Header.Get("Content-Range"), len(tail))
 	}
 
 	req.Header.Set("Range", "lines=1-2")
-	r3, body3 := doReq(t, req)
+	r3, body3 := regtest.Do(t, req)
 	if r3.StatusCode != 416 && (r3.StatusCode != 400 || ociError(t, body3) != "RANGE_INVALID") {
 		t.Errorf("bad Range: %d %s", r3.StatusCode, body3)
 	}
 
-	resp, body = e.do(http.MethodGet, "/v2/app/blobs/sha256:"+strings.Repeat("0", 64))
+	resp, body = regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/blobs/sha256:"+strings.Repeat("0", 64))
 	if resp.StatusCode != 404 || ociError(t, body) != "BLOB_UNKNOWN" {
 		t.Errorf("unknown blob: %d %s", resp.StatusCode, body)
 	}
-	resp, body = e.do(http.MethodGet, "/v2/app/blobs/sha256:xyz")
+	resp, body = regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/blobs/sha256:xyz")
 	if resp.StatusCode != 400 || ociError(t, body) != "DIGEST_INVALID" {
 		t.Errorf("bad digest: %d %s", resp.StatusCode, body)
 	}
-}
-
-func doReq(t *testing.T, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
 }
 
 // TestBlobStreamingMemory: a 64 MiB blob through the proxy allocates a
@@ -122,12 +107,7 @@ func streamBlob(t testing.TB, size int) uint64 {
 		t.Fatal(err)
 	}
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	// Warm the token/transport path with a HEAD, then measure the GET.
 	if resp, err := http.Head(srv.URL + "/v2/big/blobs/" + d.String()); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("HEAD: %v %v", resp, err)
@@ -172,24 +152,20 @@ func TestRedirects(t *testing.T) {
 	}))
 	defer up.Close()
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	path := "/v2/app/blobs/sha256:" + strings.Repeat("c", 64)
-	resp, body := do(t, srv.URL, http.MethodGet, path)
+	resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
 	if resp.StatusCode != 200 || string(body) != "blob-bytes" {
 		t.Errorf("redirect to storage: %d %q", resp.StatusCode, body)
 	}
 	target.Store("http://169.254.169.254/latest/meta-data/")
-	resp, body = do(t, srv.URL, http.MethodGet, path)
+	resp, body = regtest.Get(t, http.MethodGet, srv.URL+path)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "link-local") {
 		t.Errorf("redirect to the metadata service: %d %s", resp.StatusCode, body)
 	}
 	// With followRedirects off the client gets the redirect itself.
 	off := false
-	p2, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, FollowRedirects: &off})
-	srv2 := httptest.NewServer(p2)
-	defer srv2.Close()
+	srv2 := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, FollowRedirects: &off})
 	target.Store(storage.URL + "/data")
 	req, _ := http.NewRequest(http.MethodGet, srv2.URL+path, nil)
 	resp, err := http.DefaultTransport.RoundTrip(req)
@@ -216,10 +192,8 @@ func TestL4_NoSignaturesInErrors(t *testing.T) {
 	defer up.Close()
 	var logs bytes.Buffer
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	resp, body := do(t, srv.URL, http.MethodGet, "/v2/app/blobs/sha256:"+strings.Repeat("c", 64))
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/blobs/sha256:"+strings.Repeat("c", 64))
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}

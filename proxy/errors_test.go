@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -58,7 +59,7 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/v2/app/manifests/nope", []string{"text/html;q=abc, ,,, */*;q=2, a/b/c"}, 404, "MANIFEST_UNKNOWN"},
 	}
 	for _, tt := range tests {
-		resp, body := e.do(tt.method, tt.path, tt.accept...)
+		resp, body := regtest.Get(t, tt.method, e.proxy.URL+tt.path, tt.accept...)
 		if resp.StatusCode != tt.status {
 			t.Errorf("%s %s: status %d, want %d: %s", tt.method, tt.path, resp.StatusCode, tt.status, body)
 			continue
@@ -83,12 +84,10 @@ func TestUnreachableUpstream(t *testing.T) {
 	dead := ln.Addr().String()
 	ln.Close()
 	c, _ := upstream.New(upstream.Options{URL: "http://" + dead, Retry: upstream.Retry{Attempts: 2, Backoff: 10 * time.Millisecond}})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	for _, path := range []string{"/v2/app/manifests/1", "/v2/app/manifests/1-linux-amd64", "/v2/app/tags/list", "/v2/app/blobs/sha256:" + strings.Repeat("a", 64)} {
 		start := time.Now()
-		resp, body := do(t, srv.URL, http.MethodGet, path)
+		resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
 		if resp.StatusCode != http.StatusBadGateway || ociError(t, body) != "UNAVAILABLE" {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
 		}
@@ -96,7 +95,7 @@ func TestUnreachableUpstream(t *testing.T) {
 			t.Errorf("%s took %s", path, d)
 		}
 	}
-	if resp, _ := do(t, srv.URL, http.MethodGet, "/readyz"); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := regtest.Get(t, http.MethodGet, srv.URL+"/readyz"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("readyz with a dead upstream: %d", resp.StatusCode)
 	}
 }
@@ -105,17 +104,10 @@ func TestUnreachableUpstream(t *testing.T) {
 func TestUpstreamErrorsKept(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/tags/list") {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`))
-			return true
-		}
-		return false
-	})
-	resp, body := e.do(http.MethodGet, "/v2/app/manifests/1")
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	tagList := func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/tags/list") }
+	e.reg.SetFault(regtest.Refuse(tagList, http.StatusTooManyRequests, "TOOMANYREQUESTS", "slow down"))
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != http.StatusTooManyRequests || ociError(t, body) != "TOOMANYREQUESTS" || !strings.Contains(string(body), "slow down") {
 		t.Errorf("429 upstream: %d %s", resp.StatusCode, body)
 	}
@@ -130,26 +122,21 @@ func TestStaleIfError(t *testing.T) {
 	e := newEnv(t, func(o *proxy.Options) {
 		o.Cache = resolve.CacheOptions{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, Now: clock}
 	})
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.push("app:1-linux-arm64", platformImage(t, "linux/arm64", false))
-	first, body1 := e.do(http.MethodGet, "/v2/app/manifests/1")
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("app:1-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false))
+	first, body1 := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1")
 	if first.StatusCode != 200 {
 		t.Fatal(first.StatusCode)
 	}
-	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path == "/v2/" {
-			return false
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return true
-	})
+	notPing := func(r *http.Request) bool { return r.URL.Path != "/v2/" }
+	e.reg.SetFault(regtest.Refuse(notPing, http.StatusServiceUnavailable, "", ""))
 	now = now.Add(2 * time.Minute)
-	resp, body := e.do(http.MethodGet, "/v2/app/manifests/1")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 200 || !bytes.Equal(body, body1) {
 		t.Errorf("within stale-if-error: %d %s", resp.StatusCode, body)
 	}
 	now = now.Add(10 * time.Minute)
-	resp, body = e.do(http.MethodGet, "/v2/app/manifests/1")
+	resp, body = regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("past stale-if-error: %d %s", resp.StatusCode, body)
 	}
@@ -164,8 +151,8 @@ func TestOversizeAndMalformedMembers(t *testing.T) {
 	up := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer up.Close()
 	host := strings.TrimPrefix(up.URL, "http://")
-	good := platformImage(t, "linux/amd64", false)
-	if err := remote.Write(ref(t, host, "app:1-linux-amd64"), good); err != nil {
+	good := regtest.PlatformImage(t, "linux/amd64", false)
+	if err := remote.Write(regtest.Ref(t, host+"/app:1-linux-amd64"), good); err != nil {
 		t.Fatal(err)
 	}
 	repo, _ := name.NewRepository(host+"/app", name.Insecure)
@@ -200,10 +187,8 @@ func TestOversizeAndMalformedMembers(t *testing.T) {
 	putManifest(t, up.URL+"/v2/app/manifests/1-linux-s390x", string(types.DockerManifestSchema2), m)
 
 	c, _ := upstream.New(upstream.Options{URL: up.URL})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	resp, body := do(t, srv.URL, http.MethodGet, "/v2/app/manifests/1")
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
+	resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -212,16 +197,13 @@ func TestOversizeAndMalformedMembers(t *testing.T) {
 		t.Errorf("entries %s", fmtPlatforms(idx))
 	}
 	// Only the bad ones: nothing left to serve, and the reasons say why.
-	c2, _ := upstream.New(upstream.Options{URL: up.URL})
-	p2, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c2}}})
-	_ = p2
 	del, _ := name.NewTag(host+"/app:1-linux-amd64", name.Insecure)
 	if err := remote.Delete(del); err != nil {
 		t.Fatal(err)
 	}
-	srv2 := httptest.NewServer(p2)
-	defer srv2.Close()
-	resp, body = do(t, srv2.URL, http.MethodGet, "/v2/app/manifests/1")
+	c2, _ := upstream.New(upstream.Options{URL: up.URL})
+	srv2 := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c2}}})
+	resp, body = regtest.Get(t, http.MethodGet, srv2.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" ||
 		!strings.Contains(string(body), "over the 4194304-byte limit") || !strings.Contains(string(body), "malformed image config") {
 		t.Errorf("all bad members: %d %s", resp.StatusCode, body)
@@ -232,12 +214,7 @@ func putManifest(t *testing.T, url, mediaType string, body []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", mediaType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	if resp, _ := regtest.Do(t, req); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT %s: %d", url, resp.StatusCode)
 	}
 }
@@ -248,7 +225,7 @@ func putManifest(t *testing.T, url, mediaType string, body []byte) {
 func TestL7_UpstreamErrorsWithoutEnvelope(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		switch {
 		case strings.Contains(r.URL.Path, "/blobs/"):
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -274,7 +251,7 @@ func TestL7_UpstreamErrorsWithoutEnvelope(t *testing.T) {
 		{"/v2/app/manifests/1.0-linux-amd64", "MANIFEST_UNKNOWN", "upstream answered 404", 404, false},
 		{"/v2/app/manifests/real", "MANIFEST_UNKNOWN", "upstream's own words", 404, false},
 	} {
-		resp, body := e.do(http.MethodGet, tc.path)
+		resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+tc.path)
 		var env struct {
 			Errors []struct{ Code, Message string }
 		}

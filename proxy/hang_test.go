@@ -4,12 +4,12 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -84,15 +84,10 @@ func TestM2_HangingUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	for _, path := range []string{"/v2/app/blobs/sha256:" + strings.Repeat("a", 64), "/v2/app/manifests/1.0", "/v2/app/tags/list"} {
 		start := time.Now()
-		resp, body := do(t, srv.URL, http.MethodGet, path)
+		resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
 		took := time.Since(start)
 		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "UNAVAILABLE") || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
@@ -110,9 +105,7 @@ func TestM2_AbandonedRequests(t *testing.T) {
 	t.Parallel()
 	h := newHangingUpstream(t)
 	c, _ := upstream.New(upstream.Options{URL: "http://" + h.ln.Addr().String(), Retry: upstream.Retry{Timeout: time.Minute}})
-	p, _ := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	srv := regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 	var wg sync.WaitGroup
 	for i := range 300 {
 		wg.Go(func() {

@@ -3,15 +3,19 @@ package proxy_test
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -36,13 +40,13 @@ func TestPullEveryPlatform(t *testing.T) {
 	want := map[string]v1.Hash{}
 	for _, p := range platforms {
 		pl, _ := platform.Parse(p)
-		want[p] = e.push("app:1.4-rc1-"+index.FormatSuffix(pl), platformImage(t, p, false))
+		want[p] = e.push("app:1.4-rc1-"+index.FormatSuffix(pl), regtest.PlatformImage(t, p, false))
 	}
 	// A look-alike that is not a member, and another group.
-	e.push("app:my-linux-tool", platformImage(t, "linux/amd64", false))
-	e.push("app:2.0-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("app:my-linux-tool", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("app:2.0-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 
-	idx, err := remote.Index(ref(t, e.host, "app:1.4-rc1"))
+	idx, err := remote.Index(regtest.Ref(t, e.host+"/app:1.4-rc1"))
 	if err != nil {
 		t.Fatalf("pull index through proxy: %v", err)
 	}
@@ -55,7 +59,7 @@ func TestPullEveryPlatform(t *testing.T) {
 	}
 	for _, p := range platforms {
 		pl, _ := v1.ParsePlatform(p)
-		img, err := remote.Image(ref(t, e.host, "app:1.4-rc1"), remote.WithPlatform(*pl))
+		img, err := remote.Image(regtest.Ref(t, e.host+"/app:1.4-rc1"), remote.WithPlatform(*pl))
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -76,10 +80,10 @@ func TestDigestOnAnotherReplica(t *testing.T) {
 	e := newEnv(t)
 	for _, p := range platforms[:3] {
 		pl, _ := platform.Parse(p)
-		e.push("app:1.0-"+index.FormatSuffix(pl), platformImage(t, p, true))
+		e.push("app:1.0-"+index.FormatSuffix(pl), regtest.PlatformImage(t, p, true))
 	}
 	accept := "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*"
-	head, _ := e.do(http.MethodHead, "/v2/app/manifests/1.0", accept)
+	head, _ := regtest.Get(t, http.MethodHead, e.proxy.URL+"/v2/app/manifests/1.0", accept)
 	if head.StatusCode != http.StatusOK {
 		t.Fatalf("HEAD: %d", head.StatusCode)
 	}
@@ -89,7 +93,7 @@ func TestDigestOnAnotherReplica(t *testing.T) {
 	}
 
 	second := e.newProxy()
-	resp, body := do(t, second.URL, http.MethodGet, "/v2/app/manifests/"+dgst, accept)
+	resp, body := regtest.Get(t, http.MethodGet, second.URL+"/v2/app/manifests/"+dgst, accept)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET by digest on a second proxy: %d %s", resp.StatusCode, body)
 	}
@@ -98,15 +102,15 @@ func TestDigestOnAnotherReplica(t *testing.T) {
 		t.Errorf("second replica served %s (header %s), HEAD said %s", h, resp.Header.Get("Docker-Content-Digest"), dgst)
 	}
 	// And once computed, it is served from the store: no upstream traffic.
-	e.resetRequests()
-	if resp, _ := do(t, second.URL, http.MethodGet, "/v2/app/manifests/"+dgst); resp.StatusCode != http.StatusOK {
+	e.reg.Reset()
+	if resp, _ := regtest.Get(t, http.MethodGet, second.URL+"/v2/app/manifests/"+dgst); resp.StatusCode != http.StatusOK {
 		t.Fatalf("second GET by digest: %d", resp.StatusCode)
 	}
-	if reqs := e.upstreamRequests(); len(reqs) != 0 {
+	if reqs := e.reg.Requests(); len(reqs) != 0 {
 		t.Errorf("stored index still went upstream: %v", reqs)
 	}
 	// An unknown digest is MANIFEST_UNKNOWN, from any replica.
-	resp, body = do(t, second.URL, http.MethodGet, "/v2/app/manifests/sha256:"+strings.Repeat("ab", 32))
+	resp, body = regtest.Get(t, http.MethodGet, second.URL+"/v2/app/manifests/sha256:"+strings.Repeat("ab", 32))
 	if resp.StatusCode != http.StatusNotFound || ociError(t, body) != "MANIFEST_UNKNOWN" {
 		t.Errorf("unknown digest: %d %s", resp.StatusCode, body)
 	}
@@ -116,11 +120,11 @@ func TestDigestOnAnotherReplica(t *testing.T) {
 func TestHeadGetHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.push("app:v-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.push("app:v-linux-arm64", platformImage(t, "linux/arm64", false))
+	e.push("app:v-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("app:v-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false))
 	for _, path := range []string{"/v2/app/manifests/v", "/v2/app/manifests/v-linux-arm64"} {
-		head, hb := e.do(http.MethodHead, path)
-		get, body := e.do(http.MethodGet, path)
+		head, hb := regtest.Get(t, http.MethodHead, e.proxy.URL+path)
+		get, body := regtest.Get(t, http.MethodGet, e.proxy.URL+path)
 		if head.StatusCode != 200 || get.StatusCode != 200 || len(hb) != 0 {
 			t.Fatalf("%s: HEAD %d (%d body bytes), GET %d", path, head.StatusCode, len(hb), get.StatusCode)
 		}
@@ -130,7 +134,7 @@ func TestHeadGetHeaders(t *testing.T) {
 			}
 		}
 		d, _, _ := v1.SHA256(bytes.NewReader(body))
-		if get.Header.Get("Docker-Content-Digest") != d.String() || get.Header.Get("Content-Length") != itoa(len(body)) {
+		if get.Header.Get("Docker-Content-Digest") != d.String() || get.Header.Get("Content-Length") != strconv.Itoa(len(body)) {
 			t.Errorf("%s: headers do not describe the body", path)
 		}
 	}
@@ -141,9 +145,9 @@ func TestHeadGetHeaders(t *testing.T) {
 func TestAcceptNegotiation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	amd64 := e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.push("app:1-linux-arm64", platformImage(t, "linux/arm64", false))
-	e.push("oci:1-linux-arm64", platformImage(t, "linux/arm64", true))
+	amd64 := e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("app:1-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false))
+	e.push("oci:1-linux-arm64", regtest.PlatformImage(t, "linux/arm64", true))
 
 	tests := []struct {
 		name, path string
@@ -164,7 +168,7 @@ func TestAcceptNegotiation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := e.do(http.MethodGet, tt.path, tt.accept...)
+			resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+tt.path, tt.accept...)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
 			}
@@ -187,12 +191,12 @@ func TestAcceptNegotiation(t *testing.T) {
 func TestDefaultPlatformOption(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	arm := e.push("app:1-linux-arm-v6", platformImage(t, "linux/arm/v6", false))
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	arm := e.push("app:1-linux-arm-v6", regtest.PlatformImage(t, "linux/arm/v6", false))
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	srv := e.newProxy(func(o *proxy.Options) {
 		o.DefaultPlatform = &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}
 	})
-	resp, body := do(t, srv.URL, http.MethodGet, "/v2/app/manifests/1", dockerAccept)
+	resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/manifests/1", dockerAccept)
 	if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != arm.String() {
 		t.Fatalf("default platform arm/v6: %d %s %s", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), body)
 	}
@@ -203,11 +207,11 @@ func TestDefaultPlatformOption(t *testing.T) {
 func TestAttestationMember(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	img := platformImage(t, "linux/arm64/v8", true)
-	e.pushIndex("app:2-linux-arm64", attestationIndex(t, img, "linux/arm64/v8"))
-	e.push("app:2-linux-amd64", platformImage(t, "linux/amd64", true))
+	img := regtest.PlatformImage(t, "linux/arm64/v8", true)
+	e.push("app:2-linux-arm64", regtest.BuildxIndex(t, img, "linux/arm64/v8"))
+	e.push("app:2-linux-amd64", regtest.PlatformImage(t, "linux/amd64", true))
 
-	idx, err := remote.Index(ref(t, e.host, "app:2"))
+	idx, err := remote.Index(regtest.Ref(t, e.host+"/app:2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,13 +237,13 @@ func TestAttestationMember(t *testing.T) {
 func TestWindowsOSVersions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ltsc2019 := platformImage(t, "windows/amd64:10.0.17763.6659", false)
-	ltsc2022 := platformImage(t, "windows/amd64:10.0.20348.2966", false)
+	ltsc2019 := regtest.PlatformImage(t, "windows/amd64:10.0.17763.6659", false)
+	ltsc2022 := regtest.PlatformImage(t, "windows/amd64:10.0.20348.2966", false)
 	win := mutateIndex(t, ltsc2022, ltsc2019)
-	e.pushIndex("app:3-windows-amd64", win)
-	e.push("app:3-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("app:3-windows-amd64", win)
+	e.push("app:3-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 
-	idx, err := remote.Index(ref(t, e.host, "app:3"))
+	idx, err := remote.Index(regtest.Ref(t, e.host+"/app:3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +252,7 @@ func TestWindowsOSVersions(t *testing.T) {
 		t.Fatalf("entries %s", got)
 	}
 	for _, osv := range []string{"10.0.17763.6659", "10.0.20348.2966"} {
-		img, err := remote.Image(ref(t, e.host, "app:3"), remote.WithPlatform(v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: osv}))
+		img, err := remote.Image(regtest.Ref(t, e.host+"/app:3"), remote.WithPlatform(v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: osv}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,11 +268,11 @@ func TestWindowsOSVersions(t *testing.T) {
 func TestMislabeledMember(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.push("app:4-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.push("app:4-linux-arm64", platformImage(t, "linux/amd64", false)) // wrong arch inside
-	e.push("app:4-linux-arm-v6", platformImage(t, "linux/arm/v7", false))
+	e.push("app:4-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("app:4-linux-arm64", regtest.PlatformImage(t, "linux/amd64", false)) // wrong arch inside
+	e.push("app:4-linux-arm-v6", regtest.PlatformImage(t, "linux/arm/v7", false))
 
-	idx, err := remote.Index(ref(t, e.host, "app:4"))
+	idx, err := remote.Index(regtest.Ref(t, e.host+"/app:4"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,8 +281,8 @@ func TestMislabeledMember(t *testing.T) {
 		t.Errorf("mislabeled members must be excluded: %s", got)
 	}
 
-	e.push("bad:1-linux-arm64", platformImage(t, "linux/amd64", false))
-	resp, body := e.do(http.MethodGet, "/v2/bad/manifests/1")
+	e.push("bad:1-linux-arm64", regtest.PlatformImage(t, "linux/amd64", false))
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/bad/manifests/1")
 	if resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" || !strings.Contains(string(body), "1-linux-arm64") || !strings.Contains(string(body), "config says linux/amd64") {
 		t.Errorf("all excluded: %d %s", resp.StatusCode, body)
 	}
@@ -295,15 +299,15 @@ func TestMergePolicy(t *testing.T) {
 			{Pattern: "off/*", Policy: index.Off},
 		}
 	})
-	legacy := platformImage(t, "linux/amd64", false)
-	arm := platformImage(t, "linux/arm64", false)
+	legacy := regtest.PlatformImage(t, "linux/amd64", false)
+	arm := regtest.PlatformImage(t, "linux/arm64", false)
 	for _, repo := range []string{"merge/app", "override/app", "fallback/app", "off/app"} {
 		e.push(repo+":1.0", legacy)
 		e.push(repo+":1.0-linux-arm64", arm)
 	}
 	check := func(repo, want string) {
 		t.Helper()
-		resp, body := e.do(http.MethodGet, "/v2/"+repo+"/manifests/1.0")
+		resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/"+repo+"/manifests/1.0")
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", repo, resp.StatusCode, body)
 		}
@@ -322,9 +326,9 @@ func TestMergePolicy(t *testing.T) {
 	check("off/app", "image:"+mustDigest(t, legacy).String())
 
 	// A suffixed amd64 member wins over the bare image.
-	fresh := e.push("merge/app:1.0-linux-amd64", platformImage(t, "linux/amd64", false))
+	fresh := e.push("merge/app:1.0-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	srv := e.newProxy()
-	img, err := remote.Image(ref(t, strings.TrimPrefix(srv.URL, "http://"), "merge/app:1.0"), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"}))
+	img, err := remote.Image(regtest.Ref(t, strings.TrimPrefix(srv.URL, "http://")+"/merge/app:1.0"), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,9 +338,9 @@ func TestMergePolicy(t *testing.T) {
 
 	// A real index under the bare tag passes through untouched.
 	real := mutateIndex(t, arm)
-	want := e.pushIndex("merge/real:2", real)
+	want := e.push("merge/real:2", real)
 	e.push("merge/real:2-linux-amd64", legacy)
-	resp, _ := e.do(http.MethodGet, "/v2/merge/real/manifests/2")
+	resp, _ := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/merge/real/manifests/2")
 	if resp.Header.Get("Docker-Content-Digest") != want.String() {
 		t.Errorf("real index not passed through: %s", resp.Header.Get("Docker-Content-Digest"))
 	}
@@ -347,20 +351,20 @@ func TestMergePolicy(t *testing.T) {
 func TestPassThrough(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	member := e.push("app:5-linux-amd64", platformImage(t, "linux/amd64", false))
-	plain := e.push("app:latest", platformImage(t, "linux/amd64", false))
+	member := e.push("app:5-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	plain := e.push("app:latest", regtest.PlatformImage(t, "linux/amd64", false))
 	for tag, want := range map[string]v1.Hash{"5-linux-amd64": member, "latest": plain} {
-		resp, body := e.do(http.MethodGet, "/v2/app/manifests/"+tag, dockerAccept)
+		resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/"+tag, dockerAccept)
 		d, _, _ := v1.SHA256(bytes.NewReader(body))
 		if resp.StatusCode != 200 || d != want {
 			t.Errorf("%s: %d %s, want %s", tag, resp.StatusCode, d, want)
 		}
 	}
-	resp, body := e.do(http.MethodGet, "/v2/app/manifests/nope")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/manifests/nope")
 	if resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" {
 		t.Errorf("unknown tag: %d %s", resp.StatusCode, body)
 	}
-	resp, body = e.do(http.MethodGet, "/v2/nothere/tags/list")
+	resp, body = regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/nothere/tags/list")
 	if resp.StatusCode != 404 || ociError(t, body) != "NAME_UNKNOWN" {
 		t.Errorf("unknown repository: %d %s", resp.StatusCode, body)
 	}
@@ -370,9 +374,9 @@ func TestPassThrough(t *testing.T) {
 func TestReferrersOfSynthesized(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.push("app:6-linux-amd64", platformImage(t, "linux/amd64", false))
-	resp, _ := e.do(http.MethodHead, "/v2/app/manifests/6")
-	resp, body := e.do(http.MethodGet, "/v2/app/referrers/"+resp.Header.Get("Docker-Content-Digest"))
+	e.push("app:6-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	resp, _ := regtest.Get(t, http.MethodHead, e.proxy.URL+"/v2/app/manifests/6")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/referrers/"+resp.Header.Get("Docker-Content-Digest"))
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ociIndex {
 		t.Fatalf("referrers: %d %s", resp.StatusCode, body)
 	}
@@ -382,17 +386,18 @@ func TestReferrersOfSynthesized(t *testing.T) {
 	}
 }
 
+// mutateIndex is a Docker-typed index (go-containerregistry's empty.Index)
+// of imgs, each listed with the platform its config says.
 func mutateIndex(t *testing.T, imgs ...v1.Image) v1.ImageIndex {
 	t.Helper()
-	var adds []mutateAdd
+	var idx v1.ImageIndex = empty.Index
 	for _, img := range imgs {
 		cf, _ := img.ConfigFile()
-		adds = append(adds, mutateAdd{img, cf.Platform()})
+		mt, _ := img.MediaType()
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: mt, Platform: cf.Platform()}})
 	}
-	return buildIndex(adds)
+	return idx
 }
-
-func itoa(n int) string { return strconvItoa(n) }
 
 // TestRequiredPlatforms: while a CI is still pushing arches, an index
 // missing a required platform is not served.
@@ -403,22 +408,22 @@ func TestRequiredPlatforms(t *testing.T) {
 	e := newEnv(t, func(o *proxy.Options) {
 		o.Policies = index.Rules{{Pattern: "ci/*", Policy: index.Merge, Require: []v1.Platform{amd, arm}}}
 	})
-	e.push("ci/app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	resp, body := e.do(http.MethodGet, "/v2/ci/app/manifests/1")
+	e.push("ci/app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/ci/app/manifests/1")
 	if resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" || !strings.Contains(string(body), "linux/arm64") {
 		t.Errorf("incomplete group: %d %s", resp.StatusCode, body)
 	}
-	legacy := e.push("ci/app:2", platformImage(t, "linux/amd64", false))
-	e.push("ci/app:2-linux-amd64", platformImage(t, "linux/amd64", false))
-	resp, _ = e.do(http.MethodGet, "/v2/ci/app/manifests/2", dockerAccept)
+	legacy := e.push("ci/app:2", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("ci/app:2-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	resp, _ = regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/ci/app/manifests/2", dockerAccept)
 	if resp.Header.Get("Docker-Content-Digest") != legacy.String() {
 		t.Errorf("incomplete group with a bare tag must serve upstream's image")
 	}
-	e.push("ci/app:1-linux-arm64", platformImage(t, "linux/arm64", false))
+	e.push("ci/app:1-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false))
 	srv := e.newProxy(func(o *proxy.Options) {
 		o.Policies = index.Rules{{Pattern: "ci/*", Policy: index.Merge, Require: []v1.Platform{amd, arm}}}
 	})
-	if resp, body := do(t, srv.URL, http.MethodGet, "/v2/ci/app/manifests/1"); resp.StatusCode != 200 {
+	if resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/ci/app/manifests/1"); resp.StatusCode != 200 {
 		t.Errorf("complete group: %d %s", resp.StatusCode, body)
 	}
 }
@@ -428,11 +433,11 @@ func TestRequiredPlatforms(t *testing.T) {
 func TestSynthesisOff(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	off := func(method, path string) (*http.Response, []byte) {
 		req, _ := http.NewRequest(method, e.proxy.URL+path, nil)
 		req.Header.Set(upstream.HeaderSynthesis, "off")
-		return doReq(t, req)
+		return regtest.Do(t, req)
 	}
 	if resp, body := off(http.MethodGet, "/v2/app/manifests/1"); resp.StatusCode != 404 || ociError(t, body) != "MANIFEST_UNKNOWN" {
 		t.Errorf("bare tag with synthesis off: %d %s", resp.StatusCode, body)
@@ -440,7 +445,7 @@ func TestSynthesisOff(t *testing.T) {
 	if _, body := off(http.MethodGet, "/v2/app/tags/list"); string(body) != `{"name":"app","tags":["1-linux-amd64"]}` {
 		t.Errorf("tags with synthesis off: %s", body)
 	}
-	resp, _ := e.do(http.MethodHead, "/v2/app/manifests/1")
+	resp, _ := regtest.Get(t, http.MethodHead, e.proxy.URL+"/v2/app/manifests/1")
 	if resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
 	}

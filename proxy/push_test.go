@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 )
 
@@ -22,17 +23,17 @@ func TestPushThroughProxyThenPull(t *testing.T) {
 	e := newEnv(t)
 	want := map[string]v1.Hash{}
 	for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm/v7"} {
-		img := platformImage(t, p, true)
+		img := regtest.PlatformImage(t, p, true)
 		pl, _ := v1.ParsePlatform(p)
 		tag := "1.0-" + strings.ReplaceAll(p, "/", "-")
-		if err := remote.Write(ref(t, e.host, "team/app:"+tag), img); err != nil {
+		if err := remote.Write(regtest.Ref(t, e.host+"/team/app:"+tag), img); err != nil {
 			t.Fatalf("push %s through proxy: %v", tag, err)
 		}
 		want[pl.String()] = mustDigest(t, img)
 	}
 	for p, d := range want {
 		pl, _ := v1.ParsePlatform(p)
-		img, err := remote.Image(ref(t, e.host, "team/app:1.0"), remote.WithPlatform(*pl))
+		img, err := remote.Image(regtest.Ref(t, e.host+"/team/app:1.0"), remote.WithPlatform(*pl))
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -41,26 +42,26 @@ func TestPushThroughProxyThenPull(t *testing.T) {
 		}
 	}
 	// What was pushed is upstream, under the same names.
-	if _, err := remote.Head(ref(t, e.upstream, "team/app:1.0-linux-arm-v7")); err != nil {
+	if _, err := remote.Head(regtest.Ref(t, e.reg.Host+"/team/app:1.0-linux-arm-v7")); err != nil {
 		t.Errorf("pushed tag not upstream: %v", err)
 	}
 
 	// A cross-repository mount through the proxy.
-	img := platformImage(t, "linux/amd64", false)
-	if err := remote.Write(ref(t, e.host, "team/src:x"), img); err != nil {
+	img := regtest.PlatformImage(t, "linux/amd64", false)
+	if err := remote.Write(regtest.Ref(t, e.host+"/team/src:x"), img); err != nil {
 		t.Fatal(err)
 	}
 	layers, _ := img.Layers()
 	ld, _ := layers[0].Digest()
-	resp, body := e.do(http.MethodPost, "/v2/team/dst/blobs/uploads/?mount="+ld.String()+"&from=team/src")
+	resp, body := regtest.Get(t, http.MethodPost, e.proxy.URL+"/v2/team/dst/blobs/uploads/?mount="+ld.String()+"&from=team/src")
 	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Location") != "/v2/team/dst/blobs/"+ld.String() {
 		t.Errorf("mount: %d Location %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	// A new tag is visible through the proxy at once (cache invalidated).
-	if err := remote.Write(ref(t, e.host, "team/app:1.0-linux-s390x"), platformImage(t, "linux/s390x", true)); err != nil {
+	if err := remote.Write(regtest.Ref(t, e.host+"/team/app:1.0-linux-s390x"), regtest.PlatformImage(t, "linux/s390x", true)); err != nil {
 		t.Fatal(err)
 	}
-	idx, err := remote.Index(ref(t, e.host, "team/app:1.0"))
+	idx, err := remote.Index(regtest.Ref(t, e.host+"/team/app:1.0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,16 +74,16 @@ func TestPushThroughProxyThenPull(t *testing.T) {
 func TestUploadLocationRewritten(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	resp, body := e.do(http.MethodPost, "/v2/some/repo/blobs/uploads/")
+	resp, body := regtest.Get(t, http.MethodPost, e.proxy.URL+"/v2/some/repo/blobs/uploads/")
 	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusAccepted || !strings.HasPrefix(loc, "/v2/some/repo/blobs/uploads/") || strings.Contains(loc, e.upstream) {
+	if resp.StatusCode != http.StatusAccepted || !strings.HasPrefix(loc, "/v2/some/repo/blobs/uploads/") || strings.Contains(loc, e.reg.Host) {
 		t.Fatalf("start upload: %d Location %q %s", resp.StatusCode, loc, body)
 	}
-	resp, _ = e.do(http.MethodGet, loc)
+	resp, _ = regtest.Get(t, http.MethodGet, e.proxy.URL+loc)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Errorf("upload status through the proxy: %d", resp.StatusCode)
 	}
-	resp, _ = e.do(http.MethodDelete, loc)
+	resp, _ = regtest.Get(t, http.MethodDelete, e.proxy.URL+loc)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Errorf("cancel upload: %d", resp.StatusCode)
 	}
@@ -91,9 +92,9 @@ func TestUploadLocationRewritten(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *proxy.Options) { o.ReadOnly = true })
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	img, _ := random.Image(10, 1)
-	err := remote.Write(ref(t, e.host, "app:2-linux-amd64"), img)
+	err := remote.Write(regtest.Ref(t, e.host+"/app:2-linux-amd64"), img)
 	if err == nil || !strings.Contains(err.Error(), "UNSUPPORTED") {
 		t.Errorf("push to a read-only proxy: %v", err)
 	}
@@ -103,13 +104,13 @@ func TestReadOnly(t *testing.T) {
 		{http.MethodDelete, "/v2/app/manifests/1-linux-amd64"},
 		{http.MethodDelete, "/v2/app/blobs/sha256:" + strings.Repeat("a", 64)},
 	} {
-		resp, body := e.do(req.method, req.path)
+		resp, body := regtest.Get(t, req.method, e.proxy.URL+req.path)
 		if resp.StatusCode != http.StatusMethodNotAllowed || ociError(t, body) != "UNSUPPORTED" {
 			t.Errorf("%s %s: %d %s", req.method, req.path, resp.StatusCode, body)
 		}
 	}
 	// Reads still work.
-	if _, err := remote.Index(ref(t, e.host, "app:1")); err != nil {
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/app:1")); err != nil {
 		t.Errorf("read-only proxy must still serve: %v", err)
 	}
 }
@@ -117,9 +118,9 @@ func TestReadOnly(t *testing.T) {
 func TestDeleteThroughProxy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.push("app:1-linux-amd64", platformImage(t, "linux/amd64", false))
-	e.push("app:1-linux-arm64", platformImage(t, "linux/arm64", false))
-	if _, err := remote.Index(ref(t, e.host, "app:1")); err != nil {
+	e.push("app:1-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	e.push("app:1-linux-arm64", regtest.PlatformImage(t, "linux/arm64", false))
+	if _, err := remote.Index(regtest.Ref(t, e.host+"/app:1")); err != nil {
 		t.Fatal(err)
 	}
 	d, err := name.NewTag(e.host+"/app:1-linux-arm64", name.Insecure)
@@ -129,7 +130,7 @@ func TestDeleteThroughProxy(t *testing.T) {
 	if err := remote.Delete(d); err != nil {
 		t.Fatalf("delete through proxy: %v", err)
 	}
-	idx, err := remote.Index(ref(t, e.host, "app:1"))
+	idx, err := remote.Index(regtest.Ref(t, e.host+"/app:1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,30 +145,25 @@ func TestDeleteThroughProxy(t *testing.T) {
 func TestL8_ManifestCapOnTheBytes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *proxy.Options) { o.MaxManifestBytes = 1 << 20 })
-	e.resetRequests()
+	e.reg.Reset()
 	for name, length := range map[string]int64{"chunked": -1, "declared": 10 << 20} {
 		body := io.MultiReader(strings.NewReader(`{"schemaVersion":2,"x":"`), strings.NewReader(strings.Repeat("a", 10<<20)))
 		req, _ := http.NewRequest(http.MethodPut, e.proxy.URL+"/v2/app/manifests/big", body)
 		req.ContentLength = length
 		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, b := regtest.Do(t, req)
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "MANIFEST_INVALID") {
 			t.Errorf("%s 10 MB manifest: %d %s", name, resp.StatusCode, b)
 		}
 	}
-	for _, r := range e.upstreamRequests() {
+	for _, r := range e.reg.Requests() {
 		if strings.Contains(r, "/manifests/") {
 			t.Errorf("an oversized manifest reached the upstream: %s", r)
 		}
 	}
 	// Under the cap, chunked or not, it still goes through.
-	img := platformImage(t, "linux/amd64", true)
-	if err := remote.Write(ref(t, e.host, "app:small"), img); err != nil {
+	img := regtest.PlatformImage(t, "linux/amd64", true)
+	if err := remote.Write(regtest.Ref(t, e.host+"/app:small"), img); err != nil {
 		t.Errorf("a normal push: %v", err)
 	}
 }

@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/resolve"
+
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 type tagList struct {
@@ -24,7 +27,7 @@ type tagList struct {
 func TestTagsList(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	img := platformImage(t, "linux/amd64", false)
+	img := regtest.PlatformImage(t, "linux/amd64", false)
 	var want []string
 	for _, base := range []string{"1.0", "1.1", "2.0-rc1"} {
 		for _, suffix := range []string{"linux-amd64", "linux-arm64"} {
@@ -37,7 +40,7 @@ func TestTagsList(t *testing.T) {
 	want = append(want, "latest")
 	slices.Sort(want)
 
-	resp, body := e.do(http.MethodGet, "/v2/app/tags/list")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/tags/list")
 	var all tagList
 	if err := json.Unmarshal(body, &all); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -53,7 +56,7 @@ func TestTagsList(t *testing.T) {
 		if pages > 10 {
 			t.Fatal("pagination does not end")
 		}
-		resp, body := e.do(http.MethodGet, path)
+		resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+path)
 		var page tagList
 		if err := json.Unmarshal(body, &page); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
@@ -75,13 +78,13 @@ func TestTagsList(t *testing.T) {
 	}
 
 	// ggcr's lister follows Link too.
-	listed, err := remote.List(ref(t, e.host, "app:x").Context(), remote.WithPageSize(3))
+	listed, err := remote.List(regtest.Ref(t, e.host+"/app:x").Context(), remote.WithPageSize(3))
 	if err != nil || !slices.Equal(listed, want) {
 		t.Errorf("remote.List through the proxy: %v %v", listed, err)
 	}
 
 	for _, bad := range []string{"n=-1", "n=abc"} {
-		resp, body := e.do(http.MethodGet, "/v2/app/tags/list?"+bad)
+		resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/tags/list?"+bad)
 		if resp.StatusCode != 400 || ociError(t, body) != "PAGINATION_NUMBER_INVALID" {
 			t.Errorf("%s: %d %s", bad, resp.StatusCode, body)
 		}
@@ -92,12 +95,12 @@ func TestTagsList(t *testing.T) {
 func TestTagsFollowUpstreamPages(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	img := platformImage(t, "linux/amd64", false)
+	img := regtest.PlatformImage(t, "linux/amd64", false)
 	for i := range 30 {
 		e.push("app:"+string(rune('a'+i%26))+strings.Repeat("x", i/26)+"-linux-amd64", img)
 	}
 	// Force small upstream pages: rewrite every tags/list request to n=7.
-	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		if strings.HasSuffix(r.URL.Path, "/tags/list") {
 			q := r.URL.Query()
 			q.Set("n", "7")
@@ -105,7 +108,7 @@ func TestTagsFollowUpstreamPages(t *testing.T) {
 		}
 		return false
 	})
-	resp, body := e.do(http.MethodGet, "/v2/app/tags/list")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/app/tags/list")
 	var all tagList
 	if err := json.Unmarshal(body, &all); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -114,13 +117,7 @@ func TestTagsFollowUpstreamPages(t *testing.T) {
 	if len(all.Tags) != 60 {
 		t.Errorf("got %d tags, want 60 (30 members, 30 bases): upstream pages not followed", len(all.Tags))
 	}
-	pages := 0
-	for _, r := range e.upstreamRequests() {
-		if strings.HasSuffix(r, "/tags/list") {
-			pages++
-		}
-	}
-	if pages < 5 {
+	if pages := e.reg.CountPath("/tags/list"); pages < 5 {
 		t.Errorf("upstream tags/list requested %d times, want >= 5 pages", pages)
 	}
 }
@@ -128,11 +125,11 @@ func TestTagsFollowUpstreamPages(t *testing.T) {
 func TestCatalog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	img := platformImage(t, "linux/amd64", false)
+	img := regtest.PlatformImage(t, "linux/amd64", false)
 	for _, repo := range []string{"a/one", "b/two", "c"} {
 		e.push(repo+":x", img)
 	}
-	resp, body := e.do(http.MethodGet, "/v2/_catalog?n=2")
+	resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/_catalog?n=2")
 	var page struct {
 		Repositories []string `json:"repositories"`
 	}
@@ -153,37 +150,26 @@ func TestL5_CatalogSharedAndStale(t *testing.T) {
 	e := newEnv(t, func(o *proxy.Options) {
 		o.Cache = resolve.CacheOptions{TTL: time.Millisecond, StaleIfError: time.Hour}
 	})
-	e.push("a/one:x", platformImage(t, "linux/amd64", false))
-	e.resetRequests()
-	e.delay.Store(int64(200 * time.Millisecond))
+	e.push("a/one:x", regtest.PlatformImage(t, "linux/amd64", false))
+	e.reg.Reset()
+	e.reg.SetDelay(200 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			if resp, body := e.do(http.MethodGet, "/v2/_catalog"); resp.StatusCode != 200 || !strings.Contains(string(body), "a/one") {
+			if resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/_catalog"); resp.StatusCode != 200 || !strings.Contains(string(body), "a/one") {
 				t.Errorf("catalog: %d %s", resp.StatusCode, body)
 			}
 		})
 	}
 	wg.Wait()
-	e.delay.Store(0)
-	crawls := 0
-	for _, r := range e.upstreamRequests() {
-		if strings.HasSuffix(r, "/_catalog") {
-			crawls++
-		}
-	}
-	if crawls != 1 {
+	e.reg.SetDelay(0)
+	if crawls := e.reg.CountPath("/_catalog"); crawls != 1 {
 		t.Errorf("10 concurrent catalog requests crawled %d times, want 1", crawls)
 	}
 	time.Sleep(5 * time.Millisecond) // past the TTL
-	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/_catalog") {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
-	if resp, body := e.do(http.MethodGet, "/v2/_catalog"); resp.StatusCode != 200 || !strings.Contains(string(body), "a/one") {
+	catalog := func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/_catalog") }
+	e.reg.SetFault(regtest.Refuse(catalog, http.StatusServiceUnavailable, "", ""))
+	if resp, body := regtest.Get(t, http.MethodGet, e.proxy.URL+"/v2/_catalog"); resp.StatusCode != 200 || !strings.Contains(string(body), "a/one") {
 		t.Errorf("catalog with the upstream failing: %d %s", resp.StatusCode, body)
 	}
 }

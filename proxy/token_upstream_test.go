@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -75,13 +76,7 @@ func (f *tokenRegistry) proxy(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := httptest.NewServer(p)
-	t.Cleanup(s.Close)
-	return s
+	return regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
 }
 
 // TestWriteAfterTokenExpiry: a manifest PUT after the upstream token
@@ -94,7 +89,7 @@ func TestWriteAfterTokenExpiry(t *testing.T) {
 	put := func() int {
 		req, _ := http.NewRequest(http.MethodPut, s.URL+"/v2/r/manifests/t", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		resp, b := doReq(t, req)
+		resp, b := regtest.Do(t, req)
 		if resp.StatusCode != http.StatusCreated {
 			t.Logf("PUT: %d %s", resp.StatusCode, b)
 		}
@@ -134,7 +129,7 @@ func TestTokenExchangeSurvivesImpatientClient(t *testing.T) {
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
-	resp, body := do(t, s.URL, http.MethodGet, path)
+	resp, body := regtest.Get(t, http.MethodGet, s.URL+path)
 	if resp.StatusCode == 499 || strings.Contains(string(body), "canceled") {
 		t.Errorf("patient client failed with the impatient one: %d %s", resp.StatusCode, body)
 	}

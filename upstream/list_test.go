@@ -6,48 +6,34 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // linkServer is a real registry whose tags/list answers carry the Link
-// header link(request) gives.
-func linkServer(t *testing.T, link func(r *http.Request) string) (*upstream.Client, *atomic.Int64) {
+// header link(request) gives, and a count of those answers.
+func linkServer(t *testing.T, link func(r *http.Request) string) (*upstream.Client, func() int) {
 	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	var lists atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	reg := regtest.Serve(t, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	for _, tag := range []string{"a", "b"} {
+		reg.Push(t, "app", tag, regtest.PlatformImage(t, "linux/amd64", false))
+	}
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		if strings.HasSuffix(r.URL.Path, "/tags/list") {
-			lists.Add(1)
 			if l := link(r); l != "" {
 				w.Header().Set("Link", l)
 			}
 		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	for _, tag := range []string{"a", "b"} {
-		img, _ := random.Image(16, 1)
-		ref, _ := name.ParseReference(strings.TrimPrefix(srv.URL, "http://")+"/app:"+tag, name.Insecure)
-		if err := remote.Write(ref, img); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := upstream.New(upstream.Options{URL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, &lists
+		return false
+	})
+	return reg.Client(t), func() int { return reg.CountPath("/tags/list") }
 }
 
 // TestM3_TagsLinkLoop: a tags/list Link pointing back to itself was
@@ -60,7 +46,7 @@ func TestM3_TagsLinkLoop(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "points back") {
 		t.Fatalf("err = %v, want a loop error", err)
 	}
-	if n := lists.Load(); n != 1 {
+	if n := lists(); n != 1 {
 		t.Errorf("%d tags/list requests for a self-referencing Link, want 1", n)
 	}
 }
@@ -77,7 +63,7 @@ func TestM3_TagsLinkBounds(t *testing.T) {
 	if !errors.Is(err, upstream.ErrListTooLong) {
 		t.Fatalf("err = %v, want ErrListTooLong", err)
 	}
-	if n := lists.Load(); n != upstream.MaxListPages {
+	if n := lists(); n != upstream.MaxListPages {
 		t.Errorf("%d pages read, want the bound %d", n, upstream.MaxListPages)
 	}
 	c2, _ := linkServer(t, func(*http.Request) string { return `<http://169.254.169.254/v2/app/tags/list>; rel="next"` })

@@ -3,13 +3,13 @@ package upstream_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -17,24 +17,24 @@ import (
 // wait it asks for; uploads (requests with a body) are never retried.
 func TestRetryHonorsRetryAfter(t *testing.T) {
 	t.Parallel()
+	reg := regtest.NewRegistry(t)
+	reg.Push(t, "x", "a", regtest.PlatformImage(t, "linux/amd64", false))
 	var calls atomic.Int64
 	var first, second atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v2/" {
-			return
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+		if r.URL.Path != "/v2/x/tags/list" {
+			return false
 		}
-		switch calls.Add(1) {
-		case 1:
+		if calls.Add(1) == 1 {
 			first.Store(time.Now().UnixNano())
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
-		default:
-			second.Store(time.Now().UnixNano())
-			w.Write([]byte(`{"name":"x","tags":["a"]}`))
+			return true
 		}
-	}))
-	defer srv.Close()
-	c, err := upstream.New(upstream.Options{URL: srv.URL, Retry: upstream.Retry{Backoff: time.Millisecond}})
+		second.Store(time.Now().UnixNano())
+		return false
+	})
+	c, err := upstream.New(upstream.Options{URL: reg.URL, Retry: upstream.Retry{Backoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,27 +47,22 @@ func TestRetryHonorsRetryAfter(t *testing.T) {
 	}
 
 	// A POST is sent once whatever the answer.
-	var posts atomic.Int64
-	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			posts.Add(1)
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	}))
-	defer srv2.Close()
-	c2, _ := upstream.New(upstream.Options{URL: srv2.URL})
+	reg.Reset()
+	isPost := func(r *http.Request) bool { return r.Method == http.MethodPost }
+	reg.SetFault(regtest.Refuse(isPost, http.StatusServiceUnavailable, "", ""))
+	c2, _ := upstream.New(upstream.Options{URL: reg.URL})
 	tr, err := c2.Transport(context.Background(), upstream.Scope("x", "pull", "push"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, srv2.URL+"/v2/x/blobs/uploads/", strings.NewReader("body"))
+	req, _ := http.NewRequest(http.MethodPost, reg.URL+"/v2/x/blobs/uploads/", strings.NewReader("body"))
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if posts.Load() != 1 {
-		t.Errorf("POST sent %d times", posts.Load())
+	if n := reg.Count(http.MethodPost); n != 1 {
+		t.Errorf("POST sent %d times", n)
 	}
 }
 

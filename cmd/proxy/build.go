@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/manifold-proxy/manifold/build"
+	"github.com/manifold-proxy/manifold/crossbuild"
 	"github.com/manifold-proxy/manifold/platform"
 )
 
@@ -48,7 +48,7 @@ same digests, and a rebuild with no change pushes nothing.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.repo, "repo", "", "REGISTRY/REPO to push to (required)")
 	fl.StringArrayVar(&f.tags, "tag", nil, `bare tag, repeatable (default "latest" and the short git commit)`)
-	fl.StringSliceVar(&f.platforms, "platform", strings.Split(build.DefaultPlatforms, ","), `platforms os/arch[/variant], comma-separated or repeated, or "all"`)
+	fl.StringSliceVar(&f.platforms, "platform", strings.Split(crossbuild.DefaultPlatforms, ","), `platforms os/arch[/variant], comma-separated or repeated, or "all"`)
 	fl.BoolVar(&f.index, "index", false, "also push the multi-platform index under each bare tag, replacing what it holds")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "build, print the plan and the index JSON, push nothing")
 	fl.StringArrayVar(&f.bases, "base", nil, "base image IMAGE, or PLATFORM=IMAGE for one platform, repeatable (default scratch)")
@@ -67,10 +67,10 @@ same digests, and a rebuild with no change pushes nothing.`,
 func runBuild(cmd *cobra.Command, f buildFlags, pkg string) error {
 	out := cmd.OutOrStdout()
 	prog := newProgress(out)
-	res, err := build.Run(cmd.Context(), buildOptions(f, pkg, prog.event))
+	res, err := crossbuild.Run(cmd.Context(), buildOptions(f, pkg, prog.event))
 	prog.finish()
 	if err != nil {
-		var ce *build.CompileError
+		var ce *crossbuild.CompileError
 		if errors.As(err, &ce) && ce.Output != "" {
 			fmt.Fprint(cmd.ErrOrStderr(), ce.Output)
 		}
@@ -100,7 +100,7 @@ func oneLine(err error) error {
 
 // printPlan is the dry run's account: what would be pushed where, and
 // the exact index bytes.
-func printPlan(w io.Writer, res *build.Result) {
+func printPlan(w io.Writer, res *crossbuild.Build) {
 	fmt.Fprintf(w, "dry run: nothing pushed to %s\n\n", res.Repository)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tGO ENVIRONMENT\tBASE\tTAGS")
@@ -116,7 +116,7 @@ func printPlan(w io.Writer, res *build.Result) {
 		res.Index.Descriptor.Digest, res.Index.Descriptor.MediaType, res.Index.Descriptor.Size, strings.Join(res.Tags, ", "), res.Index.Bytes)
 }
 
-func printTable(w io.Writer, res *build.Result) {
+func printTable(w io.Writer, res *crossbuild.Build) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tTAG\tDIGEST\tSIZE\tSTATUS")
 	for _, im := range res.Images {
@@ -182,7 +182,7 @@ type metadataIndex struct {
 	Pushed bool `json:"pushed"`
 }
 
-func writeMetadata(path string, res *build.Result) error {
+func writeMetadata(path string, res *crossbuild.Build) error {
 	m := metadata{Repository: res.Repository, Package: res.Package, DryRun: res.DryRun, Images: []metadataImage{}}
 	for _, im := range res.Images {
 		m.Images = append(m.Images, metadataImage{
@@ -216,21 +216,21 @@ func newProgress(w io.Writer) *progress {
 	return &progress{w: w, state: map[string]string{}, tty: isTerminal(w)}
 }
 
-func (p *progress) event(e build.Event) {
+func (p *progress) event(e crossbuild.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e.Stage == build.StageQueued && !p.tty {
+	if e.Stage == crossbuild.StageQueued && !p.tty {
 		return
 	}
 	p.printed = true
 	line := string(e.Stage)
 	switch e.Stage {
-	case build.StageDone:
+	case crossbuild.StageDone:
 		line = string(e.Status)
 		if e.Message != "" {
 			line += " " + e.Message
 		}
-	case build.StageNote:
+	case crossbuild.StageNote:
 		if p.tty {
 			p.clear()
 			fmt.Fprintln(p.w, "note:", e.Message)

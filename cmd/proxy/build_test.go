@@ -2,31 +2,23 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/manifold-proxy/manifold/embedded"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 )
 
 func TestBuildCommand(t *testing.T) {
-	ctx := context.Background()
-	reg, err := embedded.Start(ctx, embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(ctx) })
-	host := strings.TrimPrefix(reg.URL, "http://")
+	host := regtest.NewRegistry(t).Host
 	cache := t.TempDir()
-	const pkg = "../../build/testdata/hello"
+	const pkg = "../../crossbuild/testdata/hello"
 	common := []string{"build", "--repo", host + "/cli", "--tag", "v1", "--platform", "linux/amd64,linux/arm/v7",
-		"--add", "../../build/testdata/hello/static:/srv/static", "--cache-dir", cache}
+		"--add", "../../crossbuild/testdata/hello/static:/srv/static", "--cache-dir", cache}
 
 	t.Run("dry run", func(t *testing.T) {
 		out, _, err := execRoot(t, append(common, "--dry-run", pkg)...)
@@ -45,7 +37,7 @@ func TestBuildCommand(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
 		}
-		if _, err := remote.List(mustRef(t, host+"/cli").Context()); err == nil {
+		if _, err := remote.List(regtest.Ref(t, host+"/cli").Context()); err == nil {
 			t.Error("a dry run pushed tags")
 		}
 	})
@@ -86,7 +78,7 @@ func TestBuildCommand(t *testing.T) {
 			m.Images[1].Tags[0] != "v1-linux-arm-v7" || m.Images[0].Size == 0 || !m.Index.Pushed {
 			t.Errorf("metadata:\n%s", b)
 		}
-		d, err := remote.Get(mustRef(t, host+"/cli:v1"))
+		d, err := remote.Get(regtest.Ref(t, host+"/cli:v1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +89,7 @@ func TestBuildCommand(t *testing.T) {
 			t.Errorf("pushed index\n%s\ndry-run index\n%s", d.Manifest, dryIndex)
 		}
 		for _, im := range m.Images {
-			d, err := remote.Head(mustRef(t, host+"/cli:"+im.Tags[0]))
+			d, err := remote.Head(regtest.Ref(t, host+"/cli:"+im.Tags[0]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,14 +111,14 @@ func TestBuildCommand(t *testing.T) {
 
 	t.Run("compile error", func(t *testing.T) {
 		_, stderr, err := execRoot(t, "build", "--repo", host+"/broken", "--tag", "v1", "--platform", "linux/amd64,linux/arm64",
-			"--cache-dir", cache, "../../build/testdata/broken")
+			"--cache-dir", cache, "../../crossbuild/testdata/broken")
 		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "for linux/arm64/v8: exit status 1") {
 			t.Errorf("err = %v", err)
 		}
 		if !strings.Contains(stderr, `cannot use "not a number"`) {
 			t.Errorf("stderr lacks Go's error:\n%s", stderr)
 		}
-		if _, err := remote.List(mustRef(t, host+"/broken").Context()); err == nil {
+		if _, err := remote.List(regtest.Ref(t, host+"/broken").Context()); err == nil {
 			t.Error("a failed build pushed tags")
 		}
 	})
@@ -147,15 +139,6 @@ func TestBuildCommand(t *testing.T) {
 			}
 		}
 	})
-}
-
-func mustRef(t *testing.T, s string) name.Reference {
-	t.Helper()
-	r, err := name.ParseReference(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // hasRow reports whether a line of out has exactly the fields of row.

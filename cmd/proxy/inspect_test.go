@@ -14,9 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/manifold-proxy/manifold/embedded"
+	"github.com/manifold-proxy/manifold/internal/migratetest"
 	"github.com/manifold-proxy/manifold/internal/regtest"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
 // execRoot runs the real root command with args, as main does.
@@ -50,8 +49,8 @@ func short(d string) string { return strings.TrimPrefix(d, "sha256:")[:12] }
 
 func TestInspectCommand(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, "team/app")
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, "team/app")
 	out, _, err := execRoot(t, "inspect", reg.Host+"/team/app")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +59,7 @@ func TestInspectCommand(t *testing.T) {
 	if want := "BASE BARE PROXY SERVES MIGRATE linux/amd64 linux/arm/v7 linux/arm64/v8"; strings.Join(head, " ") != want {
 		t.Errorf("header %q, want %q", strings.Join(head, " "), want)
 	}
-	px := reg.StartProxy(t, nil)
+	px := migratetest.StartProxy(t, reg, nil)
 	served := func(base string) string {
 		d, _, _ := px.Get(t, "team/app", base)
 		return short(d)
@@ -97,8 +96,8 @@ func TestInspectCommand(t *testing.T) {
 
 func TestInspectCommandJSON(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, "team/app")
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, "team/app")
 	out, _, err := execRoot(t, "inspect", reg.Host+"/team/app:legacy", "--json", "--expect", "linux/amd64,linux/arm64,linux/riscv64")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +128,7 @@ func TestInspectCommandJSON(t *testing.T) {
 		t.Fatalf("%s", out)
 	}
 	g := doc.Groups[0]
-	d, _, _ := reg.StartProxy(t, nil).Get(t, "team/app", "legacy")
+	d, _, _ := migratetest.StartProxy(t, reg, nil).Get(t, "team/app", "legacy")
 	if g.Base != "legacy" || g.Bare != "image" || g.Index == nil || g.Index.Digest != d || g.Index.MediaType == "" {
 		t.Errorf("group %+v; proxy serves %s", g, d)
 	}
@@ -144,8 +143,8 @@ func TestInspectCommandJSON(t *testing.T) {
 
 func TestInspectCommandErrors(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, "team/app")
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, "team/app")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -171,17 +170,11 @@ func TestInspectCommandErrors(t *testing.T) {
 // A registry that wants a login: without credentials one clear line; with
 // them in docker's config (the default keychain), the report.
 func TestInspectCommandCredentials(t *testing.T) {
-	htpasswd := regtest.Htpasswd(t, map[string]string{"ci": "s3cret"})
-	reg, err := embedded.Start(context.Background(), embedded.Options{Htpasswd: htpasswd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	host := strings.TrimPrefix(reg.URL, "http://")
+	host := regtest.NewRegistry(t, regtest.WithHtpasswd(regtest.Htpasswd(t, map[string]string{"ci": "s3cret"}))).Host
 
 	dockerConfig := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", dockerConfig)
-	_, _, err = execRoot(t, "inspect", host+"/team/app")
+	_, _, err := execRoot(t, "inspect", host+"/team/app")
 	if want := host + "/team/app: unauthorized: no valid credentials for " + host; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
 	}
@@ -195,7 +188,7 @@ func TestInspectCommandCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, migratetest.Image(t, "linux", "amd64", ""), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+	if err := remote.Write(ref, regtest.PlatformImage(t, "linux/amd64", false), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := execRoot(t, "inspect", host+"/team/app")

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -15,18 +14,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/migratetest"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/migrate"
-	"github.com/manifold-proxy/manifold/migrate/migratetest"
 )
 
 var legacyBases = []string{"1.0-rc1", "2.0", "3.0", "legacy", "solo"}
 
 func TestMigrateCommand(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, "team/app")
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, "team/app")
 	target := reg.Host + "/team/app"
-	px := reg.StartProxy(t, nil)
+	px := migratetest.StartProxy(t, reg, nil)
 	served := map[string]string{}
 	for _, b := range legacyBases {
 		served[b], _, _ = px.Get(t, "team/app", b)
@@ -34,12 +34,12 @@ func TestMigrateCommand(t *testing.T) {
 
 	// The dry run prints the plan and writes nothing.
 	before := reg.Snapshot(t, "team/app")
-	reg.ResetCounts()
+	reg.Reset()
 	out, _, err := execRoot(t, "migrate", target, "--dry-run", "--prune-suffixed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := reg.Requests(http.MethodPut) + reg.Requests(http.MethodDelete); n != 0 {
+	if n := reg.Count(http.MethodPut, http.MethodDelete); n != 0 {
 		t.Errorf("dry run: %d writes", n)
 	}
 	if !maps.Equal(before, reg.Snapshot(t, "team/app")) {
@@ -77,7 +77,7 @@ func TestMigrateCommand(t *testing.T) {
 	}
 
 	// Again: unchanged, nothing written.
-	reg.ResetCounts()
+	reg.Reset()
 	out, _, err = execRoot(t, "migrate", target, "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestMigrateCommand(t *testing.T) {
 			t.Errorf("second run: %+v", o)
 		}
 	}
-	if n := reg.Requests(http.MethodPut) + reg.Requests(http.MethodDelete); n != 0 {
+	if n := reg.Count(http.MethodPut, http.MethodDelete); n != 0 {
 		t.Errorf("second run: %d writes", n)
 	}
 }
@@ -118,15 +118,15 @@ func verbFor(base string) string {
 
 func TestMigrateCommandPrune(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, "team/app")
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, "team/app")
 	target := reg.Host + "/team/app"
 
 	_, _, err := execRoot(t, "migrate", target, "--prune-suffixed")
 	if err == nil || !strings.Contains(err.Error(), "add --yes to confirm") {
 		t.Fatalf("prune without --yes: %v", err)
 	}
-	if reg.Requests(http.MethodPut)+reg.Requests(http.MethodDelete) != 0 {
+	if reg.Count(http.MethodPut, http.MethodDelete) != 0 {
 		t.Fatal("prune without --yes wrote")
 	}
 	out, _, err := execRoot(t, "migrate", target, "--tag", "1.0-rc1,solo", "--prune-suffixed", "--yes")
@@ -154,8 +154,8 @@ func TestMigrateCommandPrune(t *testing.T) {
 
 func TestMigrateCommandConfigPolicy(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	l := reg.SeedLegacy(t, "team/app")
+	reg := regtest.NewRegistry(t)
+	l := migratetest.SeedLegacy(t, reg, "team/app")
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte("policies:\n  - repositories: \"team/*\"\n    bareTag: fallback\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestMigrateCommandConfigPolicy(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("policies:\n  - repositories: \"team/*\"\n    bareTag: override\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, _, _ := reg.StartProxy(t, index.Rules{{Pattern: "team/*", Policy: index.Override}}).Get(t, "team/app", "legacy")
+	d, _, _ := migratetest.StartProxy(t, reg, index.Rules{{Pattern: "team/*", Policy: index.Override}}).Get(t, "team/app", "legacy")
 	if _, _, err := execRoot(t, "migrate", reg.Host+"/team/app", "--tag", "legacy", "--config", cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +185,8 @@ func TestMigrateCommandConfigPolicy(t *testing.T) {
 
 func TestMigrateCommandConflict(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.Push(t, "team/app", "4.0-linux-amd64", migratetest.Image(t, "linux", "amd64", ""))
+	reg := regtest.NewRegistry(t)
+	reg.Push(t, "team/app", "4.0-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
 	idx, err := random.Index(64, 1, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -216,17 +216,12 @@ func TestMigrateCommandConflict(t *testing.T) {
 // A base that fails makes the command fail after the others are done.
 func TestMigrateCommandFailure(t *testing.T) {
 	t.Parallel()
-	reg := migratetest.Start(t)
-	reg.SeedLegacy(t, "team/app")
-	reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
-		if r.Method != http.MethodPut || r.URL.Path != "/v2/team/app/manifests/solo" {
-			return false
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = io.WriteString(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
-		return true
-	})
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, "team/app")
+	putSolo := func(r *http.Request) bool {
+		return r.Method == http.MethodPut && r.URL.Path == "/v2/team/app/manifests/solo"
+	}
+	reg.SetFault(regtest.Refuse(putSolo, http.StatusForbidden, "DENIED", "requested access to the resource is denied"))
 	out, _, err := execRoot(t, "migrate", reg.Host+"/team/app")
 	if err == nil || err.Error() != "1 of 5 bases failed" {
 		t.Fatalf("error %v", err)

@@ -28,8 +28,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/manifold-proxy/manifold/build"
 	"github.com/manifold-proxy/manifold/config"
+	"github.com/manifold-proxy/manifold/crossbuild"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/migrate"
 	"github.com/manifold-proxy/manifold/proxy"
@@ -237,8 +237,8 @@ func policyName(cfg *config.Config, reg name.Registry, repo string) string {
 
 // buildOptions are build's options, from its flags (build reads no
 // configuration file).
-func buildOptions(f buildFlags, pkg string, progress func(build.Event)) build.Options {
-	return build.Options{
+func buildOptions(f buildFlags, pkg string, progress func(crossbuild.Event)) crossbuild.Options {
+	return crossbuild.Options{
 		Repo: f.repo, Tags: f.tags, Platforms: f.platforms, Package: pkg,
 		Index: f.index, DryRun: f.dryRun, Bases: f.bases, Adds: f.adds,
 		Jobs: f.jobs, LDFlags: f.ldflags, GoTags: f.goTags, NoTrimpath: !f.trimpath,

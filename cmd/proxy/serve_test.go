@@ -71,11 +71,6 @@ func runServe(t *testing.T, args ...string) string {
 	return ""
 }
 
-func platformImage(t *testing.T, os, arch, variant string) v1.Image {
-	t.Helper()
-	return regtest.PlatformImage(t, strings.TrimSuffix(os+"/"+arch+"/"+variant, "/"), false)
-}
-
 // TestServeEmbedded: `proxy serve` with no upstream is a working
 // multi-platform registry: push per-platform tags through it, pull the bare
 // tag for each platform, restart on the same data dir and find them again.
@@ -83,15 +78,15 @@ func TestServeEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	addr := runServe(t, "--data-dir", dir)
 	want := map[string]v1.Hash{}
-	for _, p := range [][3]string{{"linux", "amd64", ""}, {"linux", "arm64", ""}, {"linux", "arm", "v7"}} {
-		img := platformImage(t, p[0], p[1], p[2])
-		tag := "1.0-" + strings.Trim(strings.Join(p[:], "-"), "-")
+	for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm/v7"} {
+		img := regtest.PlatformImage(t, p, false)
+		tag := "1.0-" + strings.ReplaceAll(p, "/", "-")
 		r, _ := name.NewTag(addr+"/demo/app:"+tag, name.Insecure)
 		if err := remote.Write(r, img); err != nil {
 			t.Fatalf("push %s: %v", tag, err)
 		}
 		d, _ := img.Digest()
-		want[strings.Trim(strings.Join(p[:], "/"), "/")] = d
+		want[p] = d
 	}
 	bare, _ := name.NewTag(addr+"/demo/app:1.0", name.Insecure)
 	for p, d := range want {
@@ -108,11 +103,9 @@ func TestServeEmbedded(t *testing.T) {
 		t.Errorf("embedded registry did not store under --data-dir: %v", err)
 	}
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil || resp.StatusCode != 200 {
-			t.Errorf("%s: %v %v", path, resp, err)
+		if resp, body := regtest.Get(t, http.MethodGet, "http://"+addr+path); resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
 		}
-		resp.Body.Close()
 	}
 }
 
@@ -121,7 +114,7 @@ func TestServeEmbedded(t *testing.T) {
 func TestServeUpstreamFlag(t *testing.T) {
 	backend := runServe(t, "--data-dir", t.TempDir())
 	front := runServe(t, "--upstream", "http://"+backend, "--read-only")
-	img := platformImage(t, "linux", "s390x", "")
+	img := regtest.PlatformImage(t, "linux/s390x", false)
 	r, _ := name.NewTag(backend+"/x:2-linux-s390x", name.Insecure)
 	if err := remote.Write(r, img); err != nil {
 		t.Fatal(err)
@@ -155,7 +148,7 @@ func TestServeHtpasswd(t *testing.T) {
 	}
 	addr := runServe(t, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
 	r, _ := name.NewTag(addr+"/x:1-linux-amd64", name.Insecure)
-	img := platformImage(t, "linux", "amd64", "")
+	img := regtest.PlatformImage(t, "linux/amd64", false)
 	if err := remote.Write(r, img); err == nil {
 		t.Error("anonymous push accepted")
 	}

@@ -1,4 +1,4 @@
-package build
+package crossbuild
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ const (
 	// StatusFailed: the platform did not build (events only).
 	StatusFailed Status = "failed"
 	// StatusSkipped: "all" asked for the platform and the base lacks it
-	// (events only; Result.Skipped says why).
+	// (events only; Build.Skipped says why).
 	StatusSkipped Status = "skipped"
 )
 
@@ -72,8 +72,8 @@ type Event struct {
 	Message string
 }
 
-// Image is one pushed (or, in a dry run, built) image.
-type Image struct {
+// BuiltImage is one pushed (or, in a dry run, built) image.
+type BuiltImage struct {
 	Platform v1.Platform
 	// Tags are the suffixed tags, in the order of Options.Tags.
 	Tags []string
@@ -101,17 +101,18 @@ type IndexTag struct {
 	Previous *v1.Descriptor
 }
 
-// Index is the multi-platform index of the images, computed by package
+// BuiltIndex is the multi-platform index of the images, computed by package
 // index exactly as the proxy synthesizes it from the suffixed tags.
-type Index struct {
+type BuiltIndex struct {
 	Descriptor v1.Descriptor
 	Bytes      []byte
 	// Tags are the bare tags it was pushed under (Options.Index).
 	Tags []IndexTag
 }
 
-// Result is what Run did.
-type Result struct {
+// Build is what Run did: the images and their index, pushed or, in a dry
+// run, built.
+type Build struct {
 	// Repository is REGISTRY/REPO as pushed to.
 	Repository string
 	// Package is the import path built, Binary the binary's name.
@@ -119,8 +120,8 @@ type Result struct {
 	// Tags are the bare tags.
 	Tags []string
 	// Images in (os, arch, variant) order.
-	Images []Image
-	Index  Index
+	Images []BuiltImage
+	Index  BuiltIndex
 	// Skipped are the platforms of "all" that were left out, with why.
 	Skipped []string
 	// Warnings name findings such as member tags of the same bare tag
@@ -133,7 +134,7 @@ type Result struct {
 // platform under <tag>-<os>-<arch>[-<variant>]. It is all-or-nothing:
 // every platform compiles before anything is pushed, and tags move only
 // after every image is in the registry.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, o Options) (*Build, error) {
 	if err := o.defaults(ctx); err != nil {
 		return nil, err
 	}
@@ -141,7 +142,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Repository: p.repo.Name(), Tags: p.tags, Skipped: p.skipped, DryRun: o.DryRun}
+	res := &Build{Repository: p.repo.Name(), Tags: p.tags, Skipped: p.skipped, DryRun: o.DryRun}
 	// Through a manifold proxy, see what the registry behind it holds: the
 	// bare tag resolves there to the synthesized index otherwise, and an
 	// --index push would look unchanged and never be stored.
@@ -169,7 +170,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Index = Index{Descriptor: idx.Descriptor(), Bytes: idx.Bytes}
+	res.Index = BuiltIndex{Descriptor: idx.Descriptor(), Bytes: idx.Bytes}
 
 	if o.DryRun {
 		for i := range res.Images {
@@ -187,7 +188,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // buildAll builds every platform into res.Images, in platform order:
 // per platform, the base, then the compile (at most Jobs at once), then
 // the pack, which does not hold a compile slot.
-func buildAll(ctx context.Context, o *Options, p *plan, fetcher *baseFetcher, res *Result) error {
+func buildAll(ctx context.Context, o *Options, p *plan, fetcher *baseFetcher, res *Build) error {
 	// `go list` checks the package while the platforms compile: it costs
 	// as much as a no-change `go build`, and only the binary's name waits
 	// for it.
@@ -208,7 +209,7 @@ func buildAll(ctx context.Context, o *Options, p *plan, fetcher *baseFetcher, re
 	}
 
 	cacheRoot := filepath.Join(o.CacheDir, cacheKey(o))
-	images := make([]*Image, len(p.targets))
+	images := make([]*BuiltImage, len(p.targets))
 	skipped := make([]string, len(p.targets))
 	slots := make(chan struct{}, o.Jobs)
 	eg, ectx := errgroup.WithContext(ctx)
@@ -265,7 +266,7 @@ func buildAll(ctx context.Context, o *Options, p *plan, fetcher *baseFetcher, re
 // takes one of slots; waitPkg gives the listed package, needed from the
 // binary's name on.
 func buildOne(ctx context.Context, o *Options, p *plan, t Target, base *baseImage, dir string,
-	slots chan struct{}, waitPkg func(context.Context) (goPackage, error)) (*Image, error) {
+	slots chan struct{}, waitPkg func(context.Context) (goPackage, error)) (*BuiltImage, error) {
 	select {
 	case slots <- struct{}{}:
 	case <-ctx.Done():
@@ -309,7 +310,7 @@ func buildOne(ctx context.Context, o *Options, p *plan, t Target, base *baseImag
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t, err)
 	}
-	out := &Image{
+	out := &BuiltImage{
 		Platform: t.Platform, GoEnv: t.GoEnv, Base: base.ref, BaseDigest: base.digest,
 		Descriptor: desc, Size: size, img: img,
 	}
@@ -349,7 +350,7 @@ func describe(img v1.Image) (v1.Descriptor, int64, error) {
 // code, and the same inputs, as the proxy: members parsed from the tags,
 // platform facts parsed from the config bytes. The bytes do not depend on
 // the bare tag.
-func synthesize(base string, imgs []Image) (*index.Result, error) {
+func synthesize(base string, imgs []BuiltImage) (*index.Result, error) {
 	members := make([]index.Member, len(imgs))
 	for i, im := range imgs {
 		tag := index.FormatTag(base, im.Platform)
@@ -400,7 +401,7 @@ func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // Platforms lists the images' platforms as os/arch[/variant].
-func (r *Result) Platforms() []string {
+func (r *Build) Platforms() []string {
 	out := make([]string, len(r.Images))
 	for i, im := range r.Images {
 		out[i] = platform.String(im.Platform)

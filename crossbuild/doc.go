@@ -1,4 +1,4 @@
-// Package build is `proxy build`: a daemonless cross-build and push of one
+// Package crossbuild is `proxy build`: a daemonless cross-build and push of one
 // image per platform for a Go main package, under the suffixed tags the
 // proxy groups (<tag>-<os>-<arch>[-<variant>], package index's grammar).
 //
@@ -32,4 +32,4 @@
 //
 // Images are OCI unless the base is a Docker schema 2 image, whose media
 // types are kept so a manifest never mixes the two.
-package build
+package crossbuild

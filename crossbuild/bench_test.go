@@ -1,4 +1,4 @@
-package build_test
+package crossbuild_test
 
 import (
 	"bytes"
@@ -41,7 +41,7 @@ var benchPlatforms = []string{
 // proxy build writes no SBOM), and with --sbom=none and KOCACHE set (ko's
 // opt-in binary cache, which also spares relinking). Run with
 //
-//	go test -run '^$' -bench VersusKo -benchtime 5x ./build/
+//	go test -run '^$' -bench VersusKo -benchtime 5x ./crossbuild/
 //
 // Skipped when ko is not on PATH or in $(go env GOPATH)/bin.
 func BenchmarkVersusKo(b *testing.B) {
@@ -62,7 +62,7 @@ func BenchmarkVersusKo(b *testing.B) {
 	base := host + "/bench/base:empty"
 	pushEmptyBase(b, base)
 
-	const pkg = "./build/testdata/hello"
+	const pkg = "./crossbuild/testdata/hello"
 	env := append(os.Environ(), "KO_DEFAULTBASEIMAGE="+base)
 	koRun := func(repo string, sbom bool, kocache string) time.Duration {
 		args := []string{"build", "--bare", "--insecure-registry", "--platform", strings.Join(benchPlatforms, ","), "--tags", "latest"}

@@ -1,4 +1,4 @@
-package build
+package crossbuild
 
 import (
 	"context"
@@ -28,7 +28,7 @@ import (
 //  3. Only when every image is in the registry do tags move.
 //  4. With Options.Index, the index goes under each bare tag last, when
 //     every child it lists exists.
-func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *Result) error {
+func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *Build) error {
 	puller, err := remote.NewPuller(ropts...)
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 // warnBare says when the bare tag holds something that stops the proxy
 // from serving the index of this build: a real index passes through
 // untouched, and a single image joins the synthesized one (merge policy).
-func warnBare(ctx context.Context, o *Options, ref name.Tag, res *Result, head func(context.Context, name.Reference) (*v1.Descriptor, error)) {
+func warnBare(ctx context.Context, o *Options, ref name.Tag, res *Build, head func(context.Context, name.Reference) (*v1.Descriptor, error)) {
 	d, err := head(ctx, ref)
 	if err != nil || d == nil || d.Digest == res.Index.Descriptor.Digest {
 		return
@@ -145,7 +145,7 @@ func warnBare(ctx context.Context, o *Options, ref name.Tag, res *Result, head f
 
 // pushIndex puts the index under one bare tag. Whatever the tag held is
 // replaced, and said so: the publisher asked for this index.
-func pushIndex(ctx context.Context, o *Options, ref name.Tag, idx Index,
+func pushIndex(ctx context.Context, o *Options, ref name.Tag, idx BuiltIndex,
 	head func(context.Context, name.Reference) (*v1.Descriptor, error), pusher *remote.Pusher) (IndexTag, error) {
 	it := IndexTag{Tag: ref.TagStr(), Status: StatusPushed}
 	prev, err := head(ctx, ref)
@@ -177,7 +177,7 @@ func kind(d *v1.Descriptor) string {
 // not produce (a platform dropped since an earlier build): the proxy lists
 // them in the index it synthesizes, and a pushed index does not. It only
 // warns; a failure to list tags is not an error of the build.
-func warnStrangers(ctx context.Context, o *Options, p *plan, puller *remote.Puller, res *Result) {
+func warnStrangers(ctx context.Context, o *Options, p *plan, puller *remote.Puller, res *Build) {
 	tags, err := puller.List(ctx, p.repo)
 	if err != nil {
 		o.Logger.Debug("listing tags", "repo", p.repo.Name(), "error", err)

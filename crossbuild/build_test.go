@@ -1,4 +1,4 @@
-package build_test
+package crossbuild_test
 
 import (
 	"archive/tar"
@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,13 +26,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/manifold-proxy/manifold/build"
+	"github.com/manifold-proxy/manifold/crossbuild"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/index"
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/upstream"
@@ -66,36 +65,16 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// front is a counting reverse proxy before the shared registry: it tells
+// newFront is a counting reverse proxy before the shared registry: it tells
 // how many requests, and how many writes, a build made.
-type front struct {
-	host          string
-	reads, writes atomic.Int64
-}
-
-func newFront(t *testing.T) *front {
+func newFront(t *testing.T) *regtest.Registry {
 	t.Helper()
 	u, err := url.Parse(registryURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &front{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			f.reads.Add(1)
-		default:
-			f.writes.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	f.host = strings.TrimPrefix(srv.URL, "http://")
-	return f
+	return regtest.Serve(t, httputil.NewSingleHostReverseProxy(u))
 }
-
-func (f *front) reset() { f.reads.Store(0); f.writes.Store(0) }
 
 // helloPlatforms are the platforms of the main build: every variant
 // mechanism (GOARM, GOAMD64, GOARM64) and 32- and 64-bit ELF. Each needs
@@ -108,8 +87,8 @@ var helloPlatforms = []string{
 // epoch is the SOURCE_DATE_EPOCH of the main build.
 const epoch = 1700000000
 
-func helloOptions(repo string) build.Options {
-	return build.Options{
+func helloOptions(repo string) crossbuild.Options {
+	return crossbuild.Options{
 		Repo:      repo,
 		Tags:      []string{"v1", "stable"},
 		Platforms: helloPlatforms,
@@ -127,7 +106,7 @@ var mainBuild = sync.OnceValues(func() (*mainFixture, error) {
 	u, _ := url.Parse(registryURL)
 	f.repo = u.Host + "/hello"
 	start := time.Now()
-	res, err := build.Run(context.Background(), helloOptions(f.repo))
+	res, err := crossbuild.Run(context.Background(), helloOptions(f.repo))
 	f.took = time.Since(start)
 	f.res = res
 	return f, err
@@ -135,7 +114,7 @@ var mainBuild = sync.OnceValues(func() (*mainFixture, error) {
 
 type mainFixture struct {
 	repo string
-	res  *build.Result
+	res  *crossbuild.Build
 	took time.Duration
 }
 
@@ -143,7 +122,7 @@ func hello(t *testing.T) *mainFixture {
 	t.Helper()
 	f, err := mainBuild()
 	if err != nil {
-		var ce *build.CompileError
+		var ce *crossbuild.CompileError
 		if errors.As(err, &ce) {
 			t.Fatalf("main build: %v\n%s", err, ce.Output)
 		}
@@ -180,7 +159,7 @@ func TestBuildImages(t *testing.T) {
 			for _, base := range []string{"v1", "stable"} {
 				img := pull(t, f.repo+":"+base+"-"+tc.suffix)
 				d, _ := img.Digest()
-				if !slices.ContainsFunc(f.res.Images, func(im build.Image) bool { return im.Descriptor.Digest == d }) {
+				if !slices.ContainsFunc(f.res.Images, func(im crossbuild.BuiltImage) bool { return im.Descriptor.Digest == d }) {
 					t.Errorf("%s-%s is %s, not an image of the result", base, tc.suffix, d)
 				}
 			}
@@ -240,7 +219,7 @@ func TestBuildImages(t *testing.T) {
 					t.Errorf("build info %s=%q, want %q", k, settings[k], v)
 				}
 			}
-			if bi.Path != "github.com/manifold-proxy/manifold/build/testdata/hello" {
+			if bi.Path != "github.com/manifold-proxy/manifold/crossbuild/testdata/hello" {
 				t.Errorf("build info path %q", bi.Path)
 			}
 		})
@@ -297,9 +276,9 @@ func TestBuildLayer(t *testing.T) {
 func TestReproducible(t *testing.T) {
 	f := hello(t)
 	fr := newFront(t)
-	o := helloOptions(fr.host + "/hello")
+	o := helloOptions(fr.Host + "/hello")
 	o.CacheDir = t.TempDir()
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,14 +286,14 @@ func TestReproducible(t *testing.T) {
 		if want := f.res.Images[i].Descriptor.Digest; im.Descriptor.Digest != want {
 			t.Errorf("%s: rebuild %s, first build %s", platform.String(im.Platform), im.Descriptor.Digest, want)
 		}
-		if im.Status != build.StatusUnchanged {
+		if im.Status != crossbuild.StatusUnchanged {
 			t.Errorf("%s: status %s, want unchanged", platform.String(im.Platform), im.Status)
 		}
 	}
 	if res.Index.Descriptor.Digest != f.res.Index.Descriptor.Digest {
 		t.Errorf("index %s, first build %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
 	}
-	if n := fr.writes.Load(); n != 0 {
+	if n := fr.Writes(); n != 0 {
 		t.Errorf("a no-change rebuild sent %d writes", n)
 	}
 }
@@ -335,36 +314,36 @@ func TestIndex(t *testing.T) {
 	// A bare tag that held an image is replaced, and the result says so.
 	old := pushRandom(t, f.repo+":stable")
 	fr := newFront(t)
-	o := helloOptions(fr.host + "/hello")
+	o := helloOptions(fr.Host + "/hello")
 	o.Index = true
 	var notes []string
-	o.Progress = func(e build.Event) {
-		if e.Stage == build.StageNote {
+	o.Progress = func(e crossbuild.Event) {
+		if e.Stage == crossbuild.StageNote {
 			notes = append(notes, e.Message)
 		}
 	}
-	res, err := build.Run(ctx, o)
+	res, err := crossbuild.Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Index.Descriptor.Digest != f.res.Index.Descriptor.Digest {
 		t.Errorf("pushed index %s, want %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
 	}
-	byTag := map[string]build.IndexTag{}
+	byTag := map[string]crossbuild.IndexTag{}
 	for _, it := range res.Index.Tags {
 		byTag[it.Tag] = it
 	}
-	if it := byTag["v1"]; it.Status != build.StatusPushed {
+	if it := byTag["v1"]; it.Status != crossbuild.StatusPushed {
 		t.Errorf("v1: %+v, want pushed", it)
 	}
-	if it := byTag["stable"]; it.Status != build.StatusReplaced || it.Previous == nil || it.Previous.Digest != old {
+	if it := byTag["stable"]; it.Status != crossbuild.StatusReplaced || it.Previous == nil || it.Previous.Digest != old {
 		t.Errorf("stable: %+v, want replaced %s", it, old)
 	}
 	if !slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, "stable: replacing image "+old.String()) }) {
 		t.Errorf("no note about replacing stable: %q", notes)
 	}
 	for _, tag := range []string{"v1", "stable"} {
-		d, err := remote.Head(ref(t, f.repo+":"+tag))
+		d, err := remote.Head(regtest.Ref(t, f.repo+":"+tag))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +354,7 @@ func TestIndex(t *testing.T) {
 			t.Errorf("proxy %s = %s after --index", tag, got)
 		}
 	}
-	idx, err := remote.Index(ref(t, f.repo+":v1"))
+	idx, err := remote.Index(regtest.Ref(t, f.repo+":v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,17 +371,17 @@ func TestIndex(t *testing.T) {
 	}
 
 	// Again: nothing to send.
-	fr.reset()
-	res, err = build.Run(ctx, o)
+	fr.Reset()
+	res, err = crossbuild.Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range res.Index.Tags {
-		if it.Status != build.StatusUnchanged {
+		if it.Status != crossbuild.StatusUnchanged {
 			t.Errorf("second --index run: %+v", it)
 		}
 	}
-	if n := fr.writes.Load(); n != 0 {
+	if n := fr.Writes(); n != 0 {
 		t.Errorf("second --index run sent %d writes", n)
 	}
 }
@@ -412,19 +391,9 @@ func TestIndex(t *testing.T) {
 // does not make it look already there).
 func TestIndexThroughProxy(t *testing.T) {
 	f := hello(t)
-	c, err := upstream.New(upstream.Options{URL: registryURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	o := helloOptions(strings.TrimPrefix(srv.URL, "http://") + "/through")
+	o := helloOptions(strings.TrimPrefix(startProxy(t).URL, "http://") + "/through")
 	o.Index = true
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +401,7 @@ func TestIndexThroughProxy(t *testing.T) {
 		t.Errorf("index %s, want %s", res.Index.Descriptor.Digest, f.res.Index.Descriptor.Digest)
 	}
 	u, _ := url.Parse(registryURL)
-	d, err := remote.Head(ref(t, u.Host+"/through:v1"))
+	d, err := remote.Head(regtest.Ref(t, u.Host+"/through:v1"))
 	if err != nil || d.Digest != res.Index.Descriptor.Digest || !d.MediaType.IsIndex() {
 		t.Errorf("registry behind the proxy has %v (%v), want the index %s", d, err, res.Index.Descriptor.Digest)
 	}
@@ -441,23 +410,23 @@ func TestIndexThroughProxy(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	f := hello(t)
 	fr := newFront(t)
-	o := helloOptions(fr.host + "/dry")
+	o := helloOptions(fr.Host + "/dry")
 	o.DryRun = true
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := fr.reads.Load() + fr.writes.Load(); n != 0 {
+	if n := len(fr.Requests()); n != 0 {
 		t.Errorf("a dry run sent %d requests to the registry", n)
 	}
-	if _, err := remote.List(ref(t, f.repo).Context()); err != nil {
+	if _, err := remote.List(regtest.Ref(t, f.repo).Context()); err != nil {
 		t.Fatal(err)
 	}
-	if tags, err := remote.List(ref(t, registryHost()+"/dry").Context()); err == nil {
+	if tags, err := remote.List(regtest.Ref(t, registryHost()+"/dry").Context()); err == nil {
 		t.Errorf("dry run created tags %v", tags)
 	}
 	for _, im := range res.Images {
-		if im.Status != build.StatusBuilt {
+		if im.Status != crossbuild.StatusBuilt {
 			t.Errorf("%s: status %s", platform.String(im.Platform), im.Status)
 		}
 	}
@@ -469,12 +438,12 @@ func TestDryRun(t *testing.T) {
 
 func TestCompileErrorPushesNothing(t *testing.T) {
 	fr := newFront(t)
-	o := build.Options{
-		Repo: fr.host + "/broken", Tags: []string{"v1"}, Package: "./testdata/broken",
+	o := crossbuild.Options{
+		Repo: fr.Host + "/broken", Tags: []string{"v1"}, Package: "./testdata/broken",
 		Platforms: []string{"linux/amd64", "linux/arm64"}, CacheDir: cacheDir, Keychain: authn.NewMultiKeychain(),
 	}
-	_, err := build.Run(context.Background(), o)
-	var ce *build.CompileError
+	_, err := crossbuild.Run(context.Background(), o)
+	var ce *crossbuild.CompileError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a CompileError", err)
 	}
@@ -484,7 +453,7 @@ func TestCompileErrorPushesNothing(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error is not one line: %q", err)
 	}
-	if n := fr.reads.Load() + fr.writes.Load(); n != 0 {
+	if n := len(fr.Requests()); n != 0 {
 		t.Errorf("a failed build sent %d requests to the registry", n)
 	}
 }
@@ -515,8 +484,8 @@ func TestRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.platforms, ","), func(t *testing.T) {
 			t.Parallel()
-			o := build.Options{Repo: "127.0.0.1:1/refused", Tags: []string{"v1"}, Platforms: tc.platforms, Bases: tc.bases, Package: "./testdata/hello", CacheDir: cacheDir}
-			_, err := build.Run(context.Background(), o)
+			o := crossbuild.Options{Repo: "127.0.0.1:1/refused", Tags: []string{"v1"}, Platforms: tc.platforms, Bases: tc.bases, Package: "./testdata/hello", CacheDir: cacheDir}
+			_, err := crossbuild.Run(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
@@ -528,24 +497,24 @@ func TestBadOptions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		edit func(*build.Options)
+		edit func(*crossbuild.Options)
 		want string
 	}{
-		{"no repo", func(o *build.Options) { o.Repo = "" }, "no repository"},
-		{"suffixed tag", func(o *build.Options) { o.Tags = []string{"1.0-linux-amd64"} }, `tag "1.0-linux-amd64" already ends in the platform suffix of linux/amd64; give the bare tag (1.0)`},
-		{"bad tag", func(o *build.Options) { o.Tags = []string{"-x"} }, `tag "-x" is not a valid tag`},
-		{"bad add", func(o *build.Options) { o.Adds = []string{"static"} }, `add "static": want SRC:DST`},
-		{"relative add", func(o *build.Options) { o.Adds = []string{"static:srv"} }, `destination "srv" is not an absolute path`},
-		{"bad epoch", func(o *build.Options) { o.Env = []string{"SOURCE_DATE_EPOCH=yesterday"} }, `SOURCE_DATE_EPOCH="yesterday"`},
-		{"not main", func(o *build.Options) { o.Package = "." }, "is package build, not a main package"},
-		{"base for another platform", func(o *build.Options) { o.Bases = []string{"linux/arm/v6=alpine"} }, "base linux/arm/v6=alpine: linux/arm/v6 is not among the platforms built"},
+		{"no repo", func(o *crossbuild.Options) { o.Repo = "" }, "no repository"},
+		{"suffixed tag", func(o *crossbuild.Options) { o.Tags = []string{"1.0-linux-amd64"} }, `tag "1.0-linux-amd64" already ends in the platform suffix of linux/amd64; give the bare tag (1.0)`},
+		{"bad tag", func(o *crossbuild.Options) { o.Tags = []string{"-x"} }, `tag "-x" is not a valid tag`},
+		{"bad add", func(o *crossbuild.Options) { o.Adds = []string{"static"} }, `add "static": want SRC:DST`},
+		{"relative add", func(o *crossbuild.Options) { o.Adds = []string{"static:srv"} }, `destination "srv" is not an absolute path`},
+		{"bad epoch", func(o *crossbuild.Options) { o.Env = []string{"SOURCE_DATE_EPOCH=yesterday"} }, `SOURCE_DATE_EPOCH="yesterday"`},
+		{"not main", func(o *crossbuild.Options) { o.Package = "." }, "is package crossbuild, not a main package"},
+		{"base for another platform", func(o *crossbuild.Options) { o.Bases = []string{"linux/arm/v6=alpine"} }, "base linux/arm/v6=alpine: linux/arm/v6 is not among the platforms built"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := build.Options{Repo: "127.0.0.1:1/bad", Tags: []string{"v1"}, Platforms: []string{"linux/amd64"}, Package: "./testdata/hello", CacheDir: cacheDir}
+			o := crossbuild.Options{Repo: "127.0.0.1:1/bad", Tags: []string{"v1"}, Platforms: []string{"linux/amd64"}, Package: "./testdata/hello", CacheDir: cacheDir}
 			tc.edit(&o)
-			_, err := build.Run(context.Background(), o)
+			_, err := crossbuild.Run(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
@@ -573,7 +542,7 @@ func TestParseTarget(t *testing.T) {
 		{"windows/amd64", "windows/amd64", "windows-amd64", "", "GOAMD64=v1"},
 	}
 	for _, tc := range tests {
-		tg, err := build.ParseTarget(tc.in)
+		tg, err := crossbuild.ParseTarget(tc.in)
 		if err != nil {
 			t.Errorf("%s: %v", tc.in, err)
 			continue
@@ -606,19 +575,19 @@ func TestWindowsAndBases(t *testing.T) {
 		mutate.IndexAddendum{Add: winBase, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: osVersion}}},
 		mutate.IndexAddendum{Add: linuxBase, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 	)
-	if err := remote.WriteIndex(ref(t, host+"/base:multi").(name.Tag), baseIdx); err != nil {
+	if err := remote.WriteIndex(regtest.Ref(t, host+"/base:multi").(name.Tag), baseIdx); err != nil {
 		t.Fatal(err)
 	}
-	o := build.Options{
+	o := crossbuild.Options{
 		Repo: host + "/winhello", Tags: []string{"v1"}, Package: "./testdata/hello",
 		Platforms: []string{"windows/amd64", "linux/amd64", "linux/arm64"},
 		Bases:     []string{host + "/base:multi", "linux/arm64=scratch"},
 		Adds:      []string{`testdata/hello/static:C:\srv\static`},
 		CacheDir:  cacheDir, Keychain: authn.NewMultiKeychain(), Index: true,
 	}
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
-		var ce *build.CompileError
+		var ce *crossbuild.CompileError
 		if errors.As(err, &ce) {
 			t.Fatalf("%v\n%s", err, ce.Output)
 		}
@@ -705,14 +674,14 @@ func TestAllSkipsWhatTheBaseLacks(t *testing.T) {
 		mutate.IndexAddendum{Add: a, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: b, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
 	)
-	if err := remote.WriteIndex(ref(t, host+"/base:two").(name.Tag), idx); err != nil {
+	if err := remote.WriteIndex(regtest.Ref(t, host+"/base:two").(name.Tag), idx); err != nil {
 		t.Fatal(err)
 	}
-	o := build.Options{
+	o := crossbuild.Options{
 		Repo: host + "/all", Tags: []string{"v1"}, Package: "./testdata/hello", Platforms: []string{"all"},
 		Bases: []string{host + "/base:two"}, CacheDir: cacheDir, Keychain: authn.NewMultiKeychain(), DryRun: true,
 	}
-	res, err := build.Run(context.Background(), o)
+	res, err := crossbuild.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -731,18 +700,9 @@ func TestAllSkipsWhatTheBaseLacks(t *testing.T) {
 
 func registryHost() string { return strings.TrimPrefix(registryURL, "http://") }
 
-func ref(t *testing.T, s string) name.Reference {
-	t.Helper()
-	r, err := name.ParseReference(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func pull(t *testing.T, s string) v1.Image {
 	t.Helper()
-	img, err := remote.Image(ref(t, s))
+	img, err := remote.Image(regtest.Ref(t, s))
 	if err != nil {
 		t.Fatalf("pulling %s: %v", s, err)
 	}
@@ -752,8 +712,8 @@ func pull(t *testing.T, s string) v1.Image {
 // pushRandom pushes a random single-platform image and returns its digest.
 func pushRandom(t *testing.T, s string) v1.Hash {
 	t.Helper()
-	img := platformImage(t, v1.Platform{OS: "linux", Architecture: "amd64"}, nil)
-	if err := remote.Write(ref(t, s), img); err != nil {
+	img := regtest.PlatformImage(t, "linux/amd64", false)
+	if err := remote.Write(regtest.Ref(t, s), img); err != nil {
 		t.Fatal(err)
 	}
 	d, err := img.Digest()
@@ -763,19 +723,16 @@ func pushRandom(t *testing.T, s string) v1.Hash {
 	return d
 }
 
-// platformImage is a random one-layer image whose config declares p.
+// platformImage is a random one-layer image whose config declares p and
+// env.
 func platformImage(t *testing.T, p v1.Platform, env []string) v1.Image {
 	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := regtest.PlatformImage(t, platform.String(p), false)
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant, cf.OSVersion = p.OS, p.Architecture, p.Variant, p.OSVersion
 	cf.Config.Env = env
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -784,33 +741,22 @@ func platformImage(t *testing.T, p v1.Platform, env []string) v1.Image {
 	return img
 }
 
-// proxyGet asks a fresh proxy in front of the registry for repo:tag, as a
-// client that accepts indexes, and returns the body and digest.
-func proxyGet(t *testing.T, repo, tag string) ([]byte, string) {
+// startProxy starts a fresh proxy in front of the registry.
+func startProxy(t *testing.T) *httptest.Server {
 	t.Helper()
 	c, err := upstream.New(upstream.Options{URL: registryURL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/"+repo+"/manifests/"+tag, nil)
-	req.Header.Add("Accept", string(types.OCIImageIndex))
-	req.Header.Add("Accept", string(types.DockerManifestList))
-	req.Header.Add("Accept", string(types.OCIManifestSchema1))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return regtest.StartProxy(t, proxy.Options{Upstreams: []proxy.Upstream{{Client: c}}})
+}
+
+// proxyGet asks a fresh proxy in front of the registry for repo:tag, as a
+// client that accepts indexes, and returns the body and digest.
+func proxyGet(t *testing.T, repo, tag string) ([]byte, string) {
+	t.Helper()
+	resp, b := regtest.Get(t, http.MethodGet, startProxy(t).URL+"/v2/"+repo+"/manifests/"+tag,
+		string(types.OCIImageIndex), string(types.DockerManifestList), string(types.OCIManifestSchema1))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("proxy GET %s:%s: %s\n%s", repo, tag, resp.Status, b)
 	}

@@ -1,0 +1,16 @@
+// Package regtest is the test fixtures that several packages' tests share,
+// so that each is written once:
+//
+//   - [Registry]: a real registry (distribution v3 in process, or any
+//     handler such as go-containerregistry's registry.New()) whose
+//     ServeHTTP is wrapped to log every request, add latency and inject
+//     faults ([Fault], [Refuse]); call-counting spies prove caching with
+//     it, and fault tests break the real upstream rather than a fake.
+//   - [PlatformImage] and [BuildxIndex]: small random images for a
+//     platform, and the index buildx pushes for one.
+//   - [StartProxy]: a manifold proxy served until the test ends.
+//   - [Get] and [Do]: one plain HTTP request, body read and closed.
+//   - [Htpasswd]: an htpasswd file for auth tests.
+//
+// Only tests import it.
+package regtest
