@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"proxy":             {"index", "platform", "resolve", "store", "upstream"},
 	"crossbuild":        {"index", "platform", "resolve", "upstream"},
 	"migrate":           {"index", "platform", "resolve", "upstream"},
-	"config":            {"index", "platform", "proxy", "resolve", "store"},
+	"config":            {"index", "platform", "proxy", "resolve", "store", "upstream"},
 	"cmd/proxy":         {"config", "crossbuild", "embedded", "index", "migrate", "platform", "proxy", "resolve", "store", "upstream"},
 	"internal/flight":   {},
 	"internal/lru":      {},
