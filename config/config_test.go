@@ -239,3 +239,21 @@ func TestSet(t *testing.T) {
 		}
 	}
 }
+
+// TestL4_NoCredentialsInErrors: a configuration error printed the
+// user:password of an upstream URL. Credentials in a URL are refused, and
+// no message echoes them.
+func TestL4_NoCredentialsInErrors(t *testing.T) {
+	t.Parallel()
+	for _, doc := range []string{
+		"upstreams:\n  - url: https://alice:s3cr3t@registry.example.com\n",
+		"upstreams:\n  - url: https://alice:s3cr3t@registry.example.com/path\n",
+		"upstreams:\n  - url: ftp://alice:s3cr3t@registry.example.com\n",
+		"auth:\n  token:\n    realm: //alice:s3cr3t@\n",
+	} {
+		_, err := config.Parse(strings.NewReader(doc))
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "alice") {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}

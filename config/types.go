@@ -13,6 +13,7 @@ import (
 
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
+	"github.com/manifold-proxy/manifold/upstream"
 )
 
 // The value types below parse their text once, when the file, a
@@ -125,11 +126,14 @@ type RegistryURL string
 // UnmarshalText checks the scheme, the host and the absence of a path.
 func (r *RegistryURL) UnmarshalText(b []byte) error {
 	u, err := url.Parse(string(b))
+	shown := upstream.Redact(string(b)) // never echo credentials
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		return fmt.Errorf("%q: want http://host[:port] or https://host[:port]", b)
+		return fmt.Errorf("%q: want http://host[:port] or https://host[:port]", shown)
+	case u.User != nil:
+		return fmt.Errorf("%q: credentials do not go in the URL: set username and password or passwordFile", shown)
 	case u.Path != "" && u.Path != "/":
-		return fmt.Errorf("%q: a registry URL has no path", b)
+		return fmt.Errorf("%q: a registry URL has no path", shown)
 	}
 	*r = RegistryURL(b)
 	return nil
@@ -141,7 +145,7 @@ type URL string
 // UnmarshalText checks that the URL has a scheme and a host.
 func (r *URL) UnmarshalText(b []byte) error {
 	if u, err := url.Parse(string(b)); err != nil || u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("%q: want an absolute URL such as https://auth.example.com/token", b)
+		return fmt.Errorf("%q: want an absolute URL such as https://auth.example.com/token", upstream.Redact(string(b)))
 	}
 	*r = URL(b)
 	return nil

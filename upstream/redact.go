@@ -8,7 +8,7 @@ var (
 	// upload URLs their _state tokens.
 	urlQuery = regexp.MustCompile(`(\b[a-z][a-z0-9+.-]*://[^\s"'<>?]*)\?[^\s"'<>]*`)
 	// userinfo is user:password@ in a URL.
-	userinfo = regexp.MustCompile(`(\b[a-z][a-z0-9+.-]*://)[^\s"'<>/@]*@`)
+	userinfo = regexp.MustCompile(`((?:\b[a-z][a-z0-9+.-]*:)?//)[^\s"'<>/@]*@`)
 	// stateParam is a _state token outside a URL (a logged query string).
 	stateParam = regexp.MustCompile(`(\b_state=)[^&\s"']*`)
 )
