@@ -205,3 +205,49 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %q %v", out.String(), err)
 	}
 }
+
+// TestMetricsListenAndAuth (issue 13 H2): /metrics can be moved to an
+// address of its own, or put behind client authentication, never
+// anonymous.
+func TestMetricsListenAndAuth(t *testing.T) {
+	t.Parallel()
+	status := func(url, user, pw string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	dir := t.TempDir()
+	metricsAddr := freeAddr(t)
+	cfg := filepath.Join(dir, "own.yaml")
+	if err := os.WriteFile(cfg, []byte("metrics:\n  listen: "+metricsAddr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := runServe(t, "--config", cfg, "--data-dir", filepath.Join(dir, "a"))
+	if got := status("http://"+addr+"/metrics", "", ""); got != http.StatusNotFound {
+		t.Errorf("/metrics on the proxy's listener with metrics.listen set: %d", got)
+	}
+	if got := status("http://"+metricsAddr+"/metrics", "", ""); got != http.StatusOK {
+		t.Errorf("/metrics on its own listener: %d", got)
+	}
+
+	htpasswd := regtest.Htpasswd(t, map[string]string{"ops": "pw"})
+	cfg = filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(cfg, []byte("metrics:\n  auth: true\nauth:\n  htpasswd: "+htpasswd+"\n  anonymousRead: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr = runServe(t, "--config", cfg, "--data-dir", filepath.Join(dir, "b"))
+	if got := status("http://"+addr+"/metrics", "", ""); got != http.StatusUnauthorized {
+		t.Errorf("anonymous /metrics with metrics.auth: %d", got)
+	}
+	if got := status("http://"+addr+"/metrics", "ops", "pw"); got != http.StatusOK {
+		t.Errorf("authenticated /metrics: %d", got)
+	}
+}
