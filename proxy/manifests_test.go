@@ -18,6 +18,7 @@ import (
 	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/store"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -451,5 +452,39 @@ func TestSynthesisOff(t *testing.T) {
 	}
 	if resp, _ := off(http.MethodGet, "/v2/app/manifests/"+resp.Header.Get("Docker-Content-Digest")); resp.StatusCode != 404 {
 		t.Errorf("synthesized digest with synthesis off: %d", resp.StatusCode)
+	}
+}
+
+// TestM5_EvictedIndexStillFound: after one digest miss, an index evicted
+// from the memory store answered 404 by digest for up to 10 minutes (the
+// search memo said "searched: not there"). The memo now remembers which
+// bare tag gave which digest, and resolves that one again.
+func TestM5_EvictedIndexStillFound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, b := range []string{"1.0", "2.0"} {
+		for _, p := range platforms[:2] {
+			pl, _ := platform.Parse(p)
+			e.push("app:"+b+"-"+index.FormatSuffix(pl), regtest.PlatformImage(t, p, true))
+		}
+	}
+	// A store that holds one index at most: each new one evicts the other.
+	srv := e.newProxy(func(o *proxy.Options) { o.Store = store.NewMemory(700) })
+	digest := func(tag string) string {
+		resp, _ := regtest.Get(t, http.MethodHead, srv.URL+"/v2/app/manifests/"+tag)
+		return resp.Header.Get("Docker-Content-Digest")
+	}
+	one := digest("1.0")
+	if r, b := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/manifests/1.0"); len(b) > 700 || len(b) < 350 {
+		t.Fatalf("the index is %d bytes (%d): the store must hold one, not two", len(b), r.StatusCode)
+	}
+	// A miss makes the proxy search the repository and remember it.
+	if resp, _ := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/manifests/sha256:"+strings.Repeat("0", 64)); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("random digest: %d", resp.StatusCode)
+	}
+	digest("2.0") // evicts 1.0's index from the store
+	resp, body := regtest.Get(t, http.MethodGet, srv.URL+"/v2/app/manifests/"+one)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != one {
+		t.Errorf("an evicted index by digest after a miss: %d %s", resp.StatusCode, body)
 	}
 }
