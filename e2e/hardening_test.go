@@ -23,25 +23,7 @@ import (
 func TestH2_EmbeddedRegistryUnreachable(t *testing.T) {
 	s := shared(t)
 	wd := s.tempDir(t, "h2")
-	host, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProc("h2", filepath.Join(wd, "proxy.log"), s.env(), wd, s.bin,
-		"serve", "--listen", host, "--data-dir", filepath.Join(wd, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopInCleanup(t, p)
-	if err := waitFor(p, 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p, host := startServe(t, s, wd, "--data-dir", filepath.Join(wd, "data"))
 	ports := listeningPorts(t, p.pid())
 	_, port, _ := strings.Cut(host, ":")
 	if len(ports) != 1 || ports[0] != port {
@@ -104,25 +86,7 @@ func TestM1_StalledUploads(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("server:\n  progressTimeout: 2s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	host, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProc("m1", filepath.Join(wd, "proxy.log"), s.env(), wd, s.bin,
-		"serve", "--config", cfg, "--listen", host, "--upstream", s.upstream.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopInCleanup(t, p)
-	if err := waitFor(p, 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p, host := startServe(t, s, wd, "--config", cfg, "--upstream", s.upstream.URL)
 	before := rssKiB(t, p.pid())
 	const uploads = 50
 	conns := make([]net.Conn, 0, uploads)
@@ -185,4 +149,29 @@ func rssKiB(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// startServe runs `proxy serve --listen <free port> args...` in wd until
+// the test ends, and waits until it answers /v2/.
+func startServe(t *testing.T, s *suite, wd string, args ...string) (*proc, string) {
+	t.Helper()
+	host, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProc(filepath.Base(wd), filepath.Join(wd, "proxy.log"), s.env(), wd, s.bin, append([]string{"serve", "--listen", host}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopInCleanup(t, p)
+	if err := waitFor(p, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p, host
 }
