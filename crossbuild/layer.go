@@ -116,54 +116,8 @@ func (s layerSpec) entries() ([]tarEntry, error) {
 	}
 	parents(s.binName)
 	for _, a := range s.adds {
-		dst, err := imagePath(a.Dst, s.windows)
-		if err != nil {
+		if err := s.addEntries(a, put, parents); err != nil {
 			return nil, err
-		}
-		src := a.Src
-		if !filepath.IsAbs(src) {
-			src = filepath.Join(s.dir, src)
-		}
-		what := "add " + a.Src + ":" + a.Dst
-		root, err := os.Lstat(src)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		parents(dst)
-		if !root.IsDir() {
-			e, err := fileEntry(dst, src, root, s.windows)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-			if err := put(e, what); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(src, p)
-			if err != nil {
-				return err
-			}
-			name := dst
-			if rel != "." {
-				name = path.Join(dst, filepath.ToSlash(rel))
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			e, err := fileEntry(name, p, info, s.windows)
-			if err != nil {
-				return err
-			}
-			return put(e, what)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	out := make([]tarEntry, 0, len(byName))
@@ -172,6 +126,57 @@ func (s layerSpec) entries() ([]tarEntry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
+}
+
+// addEntries puts the entries of one --add: a file, or a directory tree.
+func (s layerSpec) addEntries(a Add, put func(tarEntry, string) error, parents func(string)) error {
+	dst, err := imagePath(a.Dst, s.windows)
+	if err != nil {
+		return err
+	}
+	src := a.Src
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(s.dir, src)
+	}
+	what := "add " + a.Src + ":" + a.Dst
+	root, err := os.Lstat(src)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	parents(dst)
+	if !root.IsDir() {
+		e, err := fileEntry(dst, src, root, s.windows)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return put(e, what)
+	}
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		name := dst
+		if rel != "." {
+			name = path.Join(dst, filepath.ToSlash(rel))
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e, err := fileEntry(name, p, info, s.windows)
+		if err != nil {
+			return err
+		}
+		return put(e, what)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // fileEntry maps a file on disk to an entry with fixed metadata: only the

@@ -45,8 +45,37 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 		}
 		return d, err
 	}
+	retag, err := pushImages(ctx, o, p, res, head, pusher)
+	if err != nil {
+		return err
+	}
+	if err := moveTags(ctx, o, p, res, retag, pusher); err != nil {
+		return err
+	}
+	for _, im := range res.Images {
+		o.Progress(Event{Platform: platform.String(im.Platform), Stage: StageDone, Status: im.Status, Message: im.Descriptor.Digest.String()})
+	}
+	for _, tag := range p.tags {
+		if !o.Index {
+			warnBare(ctx, o, p.repo.Tag(tag), res, head)
+			continue
+		}
+		it, err := pushIndex(ctx, o, p.repo.Tag(tag), res.Index, head, pusher)
+		if err != nil {
+			return err
+		}
+		res.Index.Tags = append(res.Index.Tags, it)
+	}
+	warnStrangers(ctx, o, p, puller, res)
+	return nil
+}
 
-	// retag[i] are the tags of image i that do not name it yet.
+// headFunc is a HEAD that answers nil for a 404.
+type headFunc func(context.Context, name.Reference) (*v1.Descriptor, error)
+
+// pushImages is steps 1 and 2: it returns, per image, the tags that do not
+// name it yet, and pushes by digest the images that are not there.
+func pushImages(ctx context.Context, o *Options, p *plan, res *Build, head headFunc, pusher *remote.Pusher) ([][]string, error) {
 	retag := make([][]string, len(res.Images))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(max(o.Jobs, 4))
@@ -84,11 +113,12 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 			return nil
 		})
 	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
+	return retag, eg.Wait()
+}
 
-	eg, ectx = errgroup.WithContext(ctx)
+// moveTags is step 3: once every image is in the registry, the tags move.
+func moveTags(ctx context.Context, o *Options, p *plan, res *Build, retag [][]string, pusher *remote.Pusher) error {
+	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(max(o.Jobs, 4))
 	for i := range res.Images {
 		im := &res.Images[i]
@@ -101,32 +131,13 @@ func push(ctx context.Context, o *Options, p *plan, ropts []remote.Option, res *
 			})
 		}
 	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
-	for _, im := range res.Images {
-		o.Progress(Event{Platform: platform.String(im.Platform), Stage: StageDone, Status: im.Status, Message: im.Descriptor.Digest.String()})
-	}
-
-	for _, tag := range p.tags {
-		if !o.Index {
-			warnBare(ctx, o, p.repo.Tag(tag), res, head)
-			continue
-		}
-		it, err := pushIndex(ctx, o, p.repo.Tag(tag), res.Index, head, pusher)
-		if err != nil {
-			return err
-		}
-		res.Index.Tags = append(res.Index.Tags, it)
-	}
-	warnStrangers(ctx, o, p, puller, res)
-	return nil
+	return eg.Wait()
 }
 
 // warnBare says when the bare tag holds something that stops the proxy
 // from serving the index of this build: a real index passes through
 // untouched, and a single image joins the synthesized one (merge policy).
-func warnBare(ctx context.Context, o *Options, ref name.Tag, res *Build, head func(context.Context, name.Reference) (*v1.Descriptor, error)) {
+func warnBare(ctx context.Context, o *Options, ref name.Tag, res *Build, head headFunc) {
 	d, err := head(ctx, ref)
 	if err != nil || d == nil || d.Digest == res.Index.Descriptor.Digest {
 		return
@@ -146,7 +157,7 @@ func warnBare(ctx context.Context, o *Options, ref name.Tag, res *Build, head fu
 // pushIndex puts the index under one bare tag. Whatever the tag held is
 // replaced, and said so: the publisher asked for this index.
 func pushIndex(ctx context.Context, o *Options, ref name.Tag, idx BuiltIndex,
-	head func(context.Context, name.Reference) (*v1.Descriptor, error), pusher *remote.Pusher) (IndexTag, error) {
+	head headFunc, pusher *remote.Pusher) (IndexTag, error) {
 	it := IndexTag{Tag: ref.TagStr(), Status: StatusPushed}
 	prev, err := head(ctx, ref)
 	if err != nil {
