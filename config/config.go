@@ -145,7 +145,7 @@ type Limits struct {
 	// resolve.DefaultMaxManifestBytes).
 	MaxManifestBytes Size `json:"maxManifestBytes"`
 	// Concurrency is how many members of a group are resolved at once.
-	// Default 8 (resolve.DefaultConcurrency).
+	// Default 32 (resolve.DefaultConcurrency).
 	Concurrency Count `json:"concurrency"`
 	// UpstreamTimeout bounds the wait for an upstream's answer to a GET or
 	// HEAD, over every retry: a hanging upstream is an error after it,

@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Listen != ":5000" || c.DataDir != "./manifold-data" || platform.String(v1.Platform(c.DefaultPlatform)) != "linux/amd64" ||
 		time.Duration(c.Cache.TTL) != 30*time.Second || time.Duration(*c.Cache.StaleIfError) != 5*time.Minute ||
-		c.Limits.MaxManifestBytes != 4<<20 || c.Limits.Concurrency != 8 || c.Store.MemoryBytes != 64<<20 ||
+		c.Limits.MaxManifestBytes != 4<<20 || c.Limits.Concurrency != 32 || c.Store.MemoryBytes != 64<<20 ||
 		!*c.FollowRedirects || c.Log.Level != slog.LevelInfo || c.Log.Format != config.LogText || len(c.Upstreams) != 0 {
 		t.Errorf("defaults: %+v", c)
 	}

@@ -127,6 +127,48 @@ func (c *Cache) Head(ctx context.Context, repo, ref string) (v1.Descriptor, erro
 		func(ctx context.Context) (v1.Descriptor, error) { return c.src.Head(ctx, repo, ref) })
 }
 
+var _ TagGetter = (*Cache)(nil)
+
+// GetTag implements TagGetter: the source reads the manifest by tag (when
+// it can; else a HEAD and a GET by digest), and the descriptor answers
+// later Heads of the tag for the TTL.
+func (c *Cache) GetTag(ctx context.Context, repo, tag string, limit int64) (v1.Descriptor, []byte, error) {
+	var b []byte
+	g := c.gen(repo)
+	d, err := c.heads.get(ctx, repo+"\x00"+tag, g, func() bool { return c.gen(repo) == g },
+		func(ctx context.Context) (v1.Descriptor, error) {
+			tg, ok := c.src.(TagGetter)
+			if !ok {
+				d, err := c.src.Head(ctx, repo, tag)
+				return d, err
+			}
+			d, mb, err := tg.GetTag(ctx, repo, tag, limit)
+			b = mb
+			return d, err
+		})
+	if err != nil {
+		return d, nil, err
+	}
+	if b != nil { // this call's own fetch, finished
+		return d, b, nil
+	}
+	// Answered from the cache, or by a HEAD: read the bytes by digest.
+	b, mt, err := c.Manifest(ctx, repo, d.Digest, limit)
+	if err == nil && d.MediaType == "" {
+		d.MediaType = mt
+	}
+	return d, b, err
+}
+
+// LastHead implements TagGetter.
+func (c *Cache) LastHead(repo, tag string) (v1.Descriptor, bool) {
+	e, ok := c.heads.lru.Peek(repo + "\x00" + tag)
+	if !ok || e.err != nil {
+		return v1.Descriptor{}, false
+	}
+	return e.v, true
+}
+
 // Cataloger is a Source that lists its repositories (upstream.Client).
 type Cataloger interface {
 	Catalog(ctx context.Context) ([]string, error)

@@ -28,8 +28,9 @@ const (
 	// DefaultMaxManifestBytes is the largest member manifest or config
 	// read: 4 MiB, the limit registries put on manifests.
 	DefaultMaxManifestBytes = 4 << 20
-	// DefaultConcurrency bounds the members resolved at once per group.
-	DefaultConcurrency = 8
+	// DefaultConcurrency bounds the members resolved at once per group:
+	// enough that 32 members cost the round trips of one.
+	DefaultConcurrency = 32
 	// DefaultFactBytes bounds the memory of the per-digest facts.
 	DefaultFactBytes = 256 << 20
 	// DefaultMaxSearchGroups bounds the bare tags FindIndex resolves.
@@ -248,7 +249,7 @@ func (r *Resolver) resolve(ctx context.Context, repo, base string, suffixes []in
 		return g, nil
 	}
 	if bare {
-		d, err := r.src.Head(ctx, repo, base)
+		d, err := r.headBare(ctx, repo, base, suffixes)
 		switch {
 		case err == nil:
 			g.BareDescriptor = &d
@@ -287,6 +288,24 @@ func (r *Resolver) resolve(ctx context.Context, repo, base string, suffixes []in
 	return g, nil
 }
 
+// headBare HEADs the bare tag and, at the same time, every member tag: the
+// policy decision needs the bare tag's answer, and the members' HEADs
+// (cached, and no Docker Hub pulls) are what resolving them starts with,
+// so the decision costs no round trip of its own.
+func (r *Resolver) headBare(ctx context.Context, repo, base string, suffixes []index.Suffix) (v1.Descriptor, error) {
+	var eg errgroup.Group
+	eg.SetLimit(r.o.Concurrency)
+	for _, s := range suffixes {
+		eg.Go(func() error {
+			_, _ = r.src.Head(ctx, repo, s.Tag) // errors are met again in member
+			return nil
+		})
+	}
+	d, err := r.src.Head(ctx, repo, base)
+	_ = eg.Wait()
+	return d, err
+}
+
 // decide sets the outcome of a synthesized group: nothing usable is Empty;
 // a required platform missing keeps the bare tag's own answer when it has
 // one (Upstream), else is Incomplete; otherwise the index is served.
@@ -310,7 +329,11 @@ func (r *Resolver) decide(g *Group, res *index.Result, empty *index.EmptyGroupEr
 // members resolves the members of g (and the bare tag's image when the
 // policy merges it), at most Concurrency at once.
 func (r *Resolver) members(ctx context.Context, repo string, g *Group) ([]index.Member, error) {
-	members := make([]index.Member, len(g.Suffixes), len(g.Suffixes)+1)
+	n := len(g.Suffixes)
+	if g.Action == index.ServeIndexWithBare {
+		n++ // the bare tag's image, last
+	}
+	members := make([]index.Member, n)
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(r.o.Concurrency)
 	for i, s := range g.Suffixes {
@@ -321,11 +344,10 @@ func (r *Resolver) members(ctx context.Context, repo string, g *Group) ([]index.
 		})
 	}
 	if g.Action == index.ServeIndexWithBare {
-		members = members[:len(members)+1]
 		eg.Go(func() error {
 			m, err := r.member(ectx, repo, index.Suffix{}, g.BareDescriptor)
 			m.Tag = g.Base
-			members[len(members)-1] = m
+			members[n-1] = m
 			return err
 		})
 	}
@@ -439,7 +461,11 @@ func (r *Resolver) member(ctx context.Context, repo string, s index.Suffix, bare
 		d = *bare
 	} else {
 		var err error
-		d, err = r.src.Head(ctx, repo, s.Tag)
+		d, err = r.resolveTag(ctx, repo, s.Tag)
+		if errors.Is(err, upstream.ErrTooLarge) {
+			m.Problem = fmt.Sprintf("manifest is over the %d-byte limit", r.o.MaxManifestBytes)
+			return m, nil
+		}
 		if err != nil {
 			if upstream.IsDefinitive(err) {
 				m.Problem = "tag cannot be resolved: " + upstream.Redact(err.Error())
@@ -487,6 +513,30 @@ func (r *Resolver) member(ctx context.Context, repo string, s index.Suffix, bare
 		m.Images = append(m.Images, img)
 	}
 	return m, nil
+}
+
+// resolveTag resolves a member tag to its descriptor. A tag whose last
+// known digest has its facts cached is asked with a HEAD (cheap, and not a
+// Docker Hub pull); a tag never seen, or whose digest is new to the
+// resolver, is read with one GET by tag — the manifest has to be read
+// anyway, so this spares the HEAD's round trip and costs the same one pull
+// as HEAD + GET by digest.
+func (r *Resolver) resolveTag(ctx context.Context, repo, tag string) (v1.Descriptor, error) {
+	tg, ok := r.src.(TagGetter)
+	if !ok {
+		return r.src.Head(ctx, repo, tag)
+	}
+	if last, seen := tg.LastHead(repo, tag); seen && r.facts.Contains(last.Digest) {
+		return r.src.Head(ctx, repo, tag)
+	}
+	d, b, err := tg.GetTag(ctx, repo, tag, r.o.MaxManifestBytes)
+	if err != nil {
+		return d, err
+	}
+	if !r.facts.Contains(d.Digest) {
+		r.parseManifest(d.Digest, b, d.MediaType)
+	}
+	return d, nil
 }
 
 // image reads the config facts of an image manifest.
@@ -541,12 +591,19 @@ func (r *Resolver) manifest(ctx context.Context, repo string, d v1.Descriptor) (
 		}
 		return nil, "", fmt.Errorf("reading manifest %s of %s: %w", d.Digest, repo, err)
 	}
+	f, problem := r.parseManifest(d.Digest, b, mt)
+	return f, problem, nil
+}
+
+// parseManifest reads the facts of manifest dgst and keeps them.
+func (r *Resolver) parseManifest(dgst v1.Hash, b []byte, mt types.MediaType) (*manifestFacts, string) {
+	d := v1.Descriptor{Digest: dgst}
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 		Manifests json.RawMessage `json:"manifests"`
 	}
 	if err := json.Unmarshal(b, &probe); err != nil {
-		return nil, fmt.Sprintf("malformed manifest %s: %v", d.Digest, err), nil
+		return nil, fmt.Sprintf("malformed manifest %s: %v", d.Digest, err)
 	}
 	if mt == "" || mt == "application/json" || mt == "text/plain" {
 		mt = probe.MediaType
@@ -556,18 +613,18 @@ func (r *Resolver) manifest(ctx context.Context, repo string, d v1.Descriptor) (
 	case mt.IsIndex() || (mt == "" && probe.Manifests != nil):
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(b))
 		if err != nil {
-			return nil, fmt.Sprintf("malformed index %s: %v", d.Digest, err), nil
+			return nil, fmt.Sprintf("malformed index %s: %v", d.Digest, err)
 		}
 		f.index = idx
 	case mt == types.DockerManifestSchema1 || mt == types.DockerManifestSchema1Signed:
-		return nil, "schema1 manifests cannot be listed in an index", nil
+		return nil, "schema1 manifests cannot be listed in an index"
 	default:
 		m, err := v1.ParseManifest(bytes.NewReader(b))
 		if err != nil {
-			return nil, fmt.Sprintf("malformed manifest %s: %v", d.Digest, err), nil
+			return nil, fmt.Sprintf("malformed manifest %s: %v", d.Digest, err)
 		}
 		if m.Config.Digest.Hex == "" {
-			return nil, fmt.Sprintf("manifest %s has no config", d.Digest), nil
+			return nil, fmt.Sprintf("manifest %s has no config", d.Digest)
 		}
 		f.config = m.Config
 		if f.mediaType == "" {
@@ -581,5 +638,5 @@ func (r *Resolver) manifest(ctx context.Context, repo string, d v1.Descriptor) (
 		cost = int64(len(b))
 	}
 	r.facts.Add(d.Digest, f, cost)
-	return f, "", nil
+	return f, ""
 }

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -324,6 +325,56 @@ func (c *Client) Manifest(ctx context.Context, repo string, dgst v1.Hash, limit 
 	}
 	return d.Manifest, d.MediaType, nil
 }
+
+// manifestAccept is every manifest type, as a HEAD or GET of a tag asks.
+var manifestAccept = strings.Join([]string{
+	string(types.OCIImageIndex), string(types.OCIManifestSchema1),
+	string(types.DockerManifestList), string(types.DockerManifestSchema2),
+	string(types.DockerManifestSchema1), string(types.DockerManifestSchema1Signed),
+}, ", ")
+
+// GetTag reads the manifest tag of repo with one GET (asking for every
+// manifest type): its descriptor and bytes. At most limit bytes are read
+// (ErrTooLarge beyond, without reading the rest), and when the registry
+// reports a digest the bytes must have it.
+func (c *Client) GetTag(ctx context.Context, repo, tag string, limit int64) (v1.Descriptor, []byte, error) {
+	rt, err := c.Transport(ctx, Scope(repo, "pull"))
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL("/v2/"+repo+"/manifests/"+tag, "").String(), nil)
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	req.Header.Set("Accept", manifestAccept)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	if resp.ContentLength > limit {
+		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s:%s is %d bytes, %w of %d bytes", repo, tag, resp.ContentLength, ErrTooLarge, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	if int64(len(b)) > limit {
+		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s:%s is %w of %d bytes", repo, tag, ErrTooLarge, limit)
+	}
+	dgst, _, _ := v1.SHA256(bytes.NewReader(b))
+	if h := resp.Header.Get("Docker-Content-Digest"); h != "" && h != dgst.String() {
+		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s:%s: the registry says %s, the bytes are %s", repo, tag, h, dgst)
+	}
+	mt := types.MediaType(resp.Header.Get("Content-Type"))
+	return v1.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(b))}, b, nil
+}
+
+// LastHead is not kept by a Client (resolve.Cache keeps it).
+func (c *Client) LastHead(string, string) (v1.Descriptor, bool) { return v1.Descriptor{}, false }
 
 // Blob reads the small blob dgst of repo (an image config), verified
 // against its digest; blobs over limit bytes are refused.
