@@ -103,6 +103,14 @@ func NewCache(src Source, o CacheOptions) *Cache {
 	return c
 }
 
+var _ Versioned = (*Cache)(nil)
+
+// Generation implements Versioned.
+func (c *Cache) Generation(repo string) uint64 { return c.gen(repo) }
+
+// Now implements Versioned.
+func (c *Cache) Now() time.Time { return c.o.Now() }
+
 func (c *Cache) gen(repo string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,10 +265,12 @@ func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func(
 		age := now.Sub(e.at)
 		if age < m.o.TTL {
 			m.stats.Hits.Add(1)
+			recordFresh(ctx, e.at.Add(m.o.TTL))
 			return e.v, e.err
 		}
 		if age < m.o.TTL+m.o.StaleWhileRevalidate {
 			m.stats.Stale.Add(1)
+			recordStale(ctx)
 			// In the background: a waiter that never leaves, so the
 			// refresh completes (bounded by FetchTimeout).
 			go m.refresh(context.WithoutCancel(ctx), key, gen, current, fetch) //nolint:errcheck // background refresh
@@ -271,7 +281,13 @@ func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func(
 	v, err := m.refresh(ctx, key, gen, current, fetch)
 	if err != nil && !upstream.IsDefinitive(err) && ok && e.err == nil && now.Sub(e.at) < m.o.TTL+m.o.StaleIfError {
 		m.stats.StaleIfError.Add(1)
+		recordStale(ctx)
 		return e.v, nil
+	}
+	if m.keep {
+		// Stored now (or not at all, when an invalidation came first; the
+		// generation check of the kept resolution covers that).
+		recordFresh(ctx, now.Add(m.o.TTL))
 	}
 	return v, err
 }

@@ -90,6 +90,7 @@ type Resolver struct {
 	facts *lru.Sized[v1.Hash, *manifestFacts]
 	cfgs  *lru.Sized[v1.Hash, *index.Config]
 	found *findMemo
+	kept  *lru.Sized[string, readyEntry]
 	Stats Stats
 }
 
@@ -124,7 +125,7 @@ func New(src Source, o Options) *Resolver {
 	return &Resolver{src: src, o: o,
 		facts: lru.New[v1.Hash, *manifestFacts](o.FactBytes*3/4, nil),
 		cfgs:  lru.New[v1.Hash, *index.Config](o.FactBytes/4, nil),
-		found: newFindMemo()}
+		found: newFindMemo(), kept: newReady()}
 }
 
 // Grammar is the member tag grammar in use.
@@ -229,8 +230,26 @@ func (r *Resolver) Members(ctx context.Context, repo, base string, rule index.Ru
 // shared runs one resolution per key for all concurrent callers
 // (internal/flight): detached from any one caller (the first one hanging up
 // must not fail the others), cancelled when every caller has gone.
+//
+// A resolution is kept and answered again while every cached answer it
+// read is unchanged (ready.go).
 func (r *Resolver) shared(ctx context.Context, kind, repo, base string, rule index.Rule, f func(context.Context) (*Group, error)) (*Group, error) {
-	return r.sf.Do(ctx, kind+"\x00"+repo+"\x00"+base+"\x00"+ruleKey(rule), f)
+	key := kind + "\x00" + repo + "\x00" + base + "\x00" + ruleKey(rule)
+	if g, ok := r.ready(key, repo); ok {
+		return g, nil
+	}
+	return r.sf.Do(ctx, key, func(ctx context.Context) (*Group, error) {
+		var gen uint64
+		if v, ok := r.src.(Versioned); ok {
+			gen = v.Generation(repo)
+		}
+		ctx, fresh := withFreshness(ctx)
+		g, err := f(ctx)
+		if err == nil {
+			r.keep(key, repo, g, gen, fresh)
+		}
+		return g, err
+	})
 }
 
 func ruleKey(rule index.Rule) string {

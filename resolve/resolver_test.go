@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -201,5 +202,46 @@ func TestH1_RandomDigestBounded(t *testing.T) {
 	small := resolve.New(resolve.NewCache(c, resolve.CacheOptions{}), resolve.Options{MaxSearchGroups: bases - 1})
 	if _, err := small.FindIndex(ctx, "app", index.Rule{}, random(1)); !errors.Is(err, resolve.ErrSearchTooLarge) {
 		t.Errorf("over MaxSearchGroups: %v", err)
+	}
+}
+
+// TestReadyResolution: a resolution is answered again, without reading the
+// cache, exactly while the answers it read are unchanged: inside the TTL;
+// not after an invalidation (a push through the proxy), not past the TTL.
+func TestReadyResolution(t *testing.T) {
+	t.Parallel()
+	r := newReg(t)
+	ctx := context.Background()
+	r.push(t, "1.0-linux-amd64", "linux/amd64")
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	c, _ := upstream.New(upstream.Options{URL: "http://" + r.host})
+	cache := resolve.NewCache(c, resolve.CacheOptions{TTL: time.Minute, Now: clock})
+	res := resolve.New(cache, resolve.Options{})
+	entries := func() int {
+		g, err := res.Resolve(ctx, "app", "1.0", index.Rule{})
+		if err != nil || g.Outcome != resolve.Index {
+			t.Fatal(g, err)
+		}
+		return len(g.Result.Entries)
+	}
+	if n := entries(); n != 1 {
+		t.Fatalf("%d entries", n)
+	}
+	hits := cache.Stats.Hits.Load()
+	r.push(t, "1.0-linux-arm64", "linux/arm64")
+	now.Add(int64(30 * time.Second))
+	if n := entries(); n != 1 || cache.Stats.Hits.Load() != hits {
+		t.Errorf("inside the TTL: %d entries, %d cache reads (want 1 entry, served as kept)", n, cache.Stats.Hits.Load()-hits)
+	}
+	now.Add(int64(31 * time.Second))
+	if n := entries(); n != 2 {
+		t.Errorf("past the TTL: %d entries, want the new member", n)
+	}
+	r.push(t, "1.0-linux-s390x", "linux/s390x")
+	cache.Invalidate("app")
+	if n := entries(); n != 3 {
+		t.Errorf("after an invalidation: %d entries, want 3", n)
 	}
 }
