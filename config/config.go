@@ -26,6 +26,8 @@ const (
 	DefaultRealm = "manifold"
 	// DefaultShutdownTimeout bounds a graceful shutdown.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultRedisKeyPrefix is redis.keyPrefix's default.
+	DefaultRedisKeyPrefix = "manifold:"
 	// DefaultMaxConnections is server.maxConnections' default.
 	DefaultMaxConnections = 4096
 	// DefaultReadHeaderTimeout is server.readHeaderTimeout's default.
@@ -62,6 +64,9 @@ type Config struct {
 	Limits Limits `json:"limits"`
 	// Store keeps synthesized indexes by digest.
 	Store Store `json:"store"`
+	// Redis is the cache the replicas share. Default: none (each replica
+	// caches alone).
+	Redis Redis `json:"redis"`
 	// FollowRedirects makes the proxy follow upstream redirects (blob
 	// storage, CDNs) and stream the content itself; false passes them to
 	// the client. Default true (proxy.DefaultFollowRedirects).
@@ -188,6 +193,36 @@ type Metrics struct {
 	// Auth requires an authenticated user (any) for /metrics on the
 	// proxy's listener when client authentication is on. Default false.
 	Auth bool `json:"auth"`
+}
+
+// Redis configures the cache replicas share (sharedcache): tag lists and
+// tag → digest answers one replica fetched serve all, with the TTLs of
+// cache, and one upstream fetch per answer runs across the fleet at a
+// time. One address is a single server, several a cluster; with
+// masterName, the addresses are sentinels. Redis failing degrades each
+// replica to its own cache; no pull fails for it.
+type Redis struct {
+	// Addrs are host:port addresses. Default: none (Redis off).
+	Addrs []Address `json:"addrs"`
+	// DB selects the database (single server, sentinel). Default 0.
+	DB Count `json:"db"`
+	// Username for Redis 6 ACLs. Default "".
+	Username string `json:"username"`
+	// Password authenticates. Default "".
+	Password string `json:"password"`
+	// PasswordFile is read for the password (Kubernetes secrets); exclusive
+	// with password. Default "".
+	PasswordFile string `json:"passwordFile"`
+	// MasterName is the sentinel primary's name. Default "".
+	MasterName string `json:"masterName"`
+	// TLS connects over TLS. Default false.
+	TLS bool `json:"tls"`
+	// CA is a PEM file of the CAs that sign Redis' certificate (with tls).
+	// Default "": the system roots.
+	CA string `json:"ca"`
+	// KeyPrefix starts every key manifold writes. Default "manifold:"
+	// (config.DefaultRedisKeyPrefix).
+	KeyPrefix string `json:"keyPrefix"`
 }
 
 // Store configures where synthesized indexes are kept by digest, so that
@@ -335,6 +370,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.Driver == "" && len(c.Store.Parameters) > 0 {
 		errs = append(errs, errors.New("store.driver: required with store.parameters"))
+	}
+	if r := c.Redis; len(r.Addrs) == 0 && (r.Password != "" || r.PasswordFile != "" || r.MasterName != "" || r.TLS) {
+		errs = append(errs, errors.New("redis.addrs: required with the other redis settings"))
+	}
+	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
+		errs = append(errs, errors.New("redis.passwordFile: set either password or passwordFile, not both"))
 	}
 	errs = append(errs, c.validateAuth()...)
 	return errors.Join(errs...)

@@ -12,7 +12,7 @@ import (
 
 // TestExampleConfig: docs/example-config.yaml parses strictly, sets every
 // setting (in at least one element of each list), and is valid but for
-// the one pair of alternatives it shows together.
+// the pairs of alternatives it shows together.
 func TestExampleConfig(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile(examplePath)
@@ -38,15 +38,16 @@ func TestExampleConfig(t *testing.T) {
 			t.Errorf("%s sets %s to its zero value", examplePath, it.path)
 		}
 	}
-	const alternatives = "auth.token: set either auth.htpasswd or auth.token, not both"
+	const alternatives = "redis.passwordFile: set either password or passwordFile, not both\n" +
+		"auth.token: set either auth.htpasswd or auth.token, not both"
 	if err := c.Validate(); err == nil || err.Error() != alternatives {
 		t.Errorf("Validate: %v, want only %q", err, alternatives)
 	}
 	htpasswd, token := *c, *c
-	htpasswd.Auth.Token = nil
-	token.Auth.Htpasswd = ""
+	htpasswd.Auth.Token, htpasswd.Redis.PasswordFile = nil, ""
+	token.Auth.Htpasswd, token.Redis.Password = "", ""
 	if err := errors.Join(htpasswd.Validate(), token.Validate()); err != nil {
-		t.Errorf("with one of auth.htpasswd and auth.token: %v", err)
+		t.Errorf("with one of each pair of alternatives: %v", err)
 	}
 }
 

@@ -44,6 +44,9 @@ func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
 		counter("manifold_cache_misses_total", "Cache misses (upstream fetch needed).", &u.cache.Stats.Misses)
 		counter("manifold_cache_stale_total", "Stale answers served while revalidating.", &u.cache.Stats.Stale)
 		counter("manifold_cache_stale_if_error_total", "Stale answers served because upstream failed.", &u.cache.Stats.StaleIfError)
+		counter("manifold_shared_cache_hits_total", "Answers another replica fetched, read from the shared cache (Redis).", &u.cache.SharedStats.Hits)
+		counter("manifold_shared_cache_waits_total", "Fetches left to the replica holding the fleet-wide lock.", &u.cache.SharedStats.Waits)
+		counter("manifold_shared_cache_errors_total", "Shared cache (Redis) failures; the local cache answered alone.", &u.cache.SharedStats.Errors)
 		counter("manifold_upstream_fetches_total", "Upstream fetches made by the resolver cache.", &u.cache.Stats.Fetches)
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "manifold_upstream_in_flight", Help: "Requests open on the upstream (bounded by its in-flight limit).", ConstLabels: labels},
 			func() float64 { return float64(u.client.InFlight()) }))

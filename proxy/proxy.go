@@ -186,7 +186,12 @@ func New(o Options) (*Proxy, error) {
 		if u.Client == nil {
 			return nil, fmt.Errorf("proxy: upstream %q has no client", prefix)
 		}
-		cache := resolve.NewCache(u.Client, o.Cache)
+		co := o.Cache
+		if co.Shared != nil {
+			// One namespace per upstream (and prefix) in the shared cache.
+			co.SharedPrefix = co.SharedPrefix + u.Client.Host() + "/" + prefix + ":"
+		}
+		cache := resolve.NewCache(u.Client, co)
 		p.ups = append(p.ups, &up{
 			prefix: prefix,
 			client: u.Client,

@@ -43,6 +43,14 @@ type CacheOptions struct {
 	FetchTimeout time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Shared, when set, is a cache the replicas share (Redis): tag lists
+	// and tag → descriptor answers fetched by one replica serve all, with
+	// the same TTL semantics, and one fetch per answer runs across the
+	// fleet at a time. Default: none.
+	Shared Shared
+	// SharedPrefix names this upstream in the shared cache's keys
+	// (e.g. "manifold:registry.example.com:"). Required with Shared.
+	SharedPrefix string
 }
 
 // CacheStats count cache outcomes; read them with atomic loads.
@@ -65,6 +73,9 @@ type Cache struct {
 	blobs       *memo[[]byte]
 	catalog     *memo[[]string]
 	Stats       CacheStats
+	// SharedStats count the shared cache's use (CacheOptions.Shared).
+	SharedStats SharedStats
+	unsubscribe func()
 
 	mu   sync.Mutex
 	gens map[string]uint64 // repository → invalidation generation
@@ -100,7 +111,29 @@ func NewCache(src Source, o CacheOptions) *Cache {
 	c.manifests = newMemo[manifestBytes](o, &c.Stats, false)
 	c.blobs = newMemo[[]byte](o, &c.Stats, false)
 	c.catalog = newMemo[[]string](o, &c.Stats, true)
+	if o.Shared != nil {
+		c.tags.sh = c.space("tags:")
+		c.heads.sh = c.space("heads:")
+		c.catalog.sh = c.space("catalog:")
+		// A push or delete through any replica reaches every replica's
+		// local cache at once, not after its TTL.
+		c.unsubscribe = o.Shared.Subscribe(o.SharedPrefix+"invalidate", c.forget)
+	}
 	return c
+}
+
+// space is one memo's part of the shared cache. Keys live under their
+// repository's epoch, which Invalidate moves.
+func (c *Cache) space(kind string) *sharedSpace {
+	return &sharedSpace{s: c.o.Shared, prefix: c.o.SharedPrefix + kind, stats: &c.SharedStats,
+		epoch: func(ctx context.Context, key string) (string, error) {
+			repo, _, _ := strings.Cut(key, "\x00")
+			if kind == "catalog:" {
+				return "0", nil
+			}
+			b, ok, err := c.o.Shared.Get(ctx, epochKey(c.o.SharedPrefix, repo))
+			return parseEpoch(b, ok), err
+		}}
 }
 
 var _ Versioned = (*Cache)(nil)
@@ -217,6 +250,29 @@ func (c *Cache) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int64
 // under way when it is called is neither stored nor shared with later
 // readers.
 func (c *Cache) Invalidate(repo string) {
+	c.forget(repo)
+	if sp := c.tags.sh; sp.usable() {
+		// Every replica forgets at once: the repository's shared keys
+		// move, and the others drop their local answers.
+		ctx, cancel := context.WithTimeout(context.Background(), c.o.FetchTimeout)
+		defer cancel()
+		if err := sp.s.Incr(ctx, epochKey(c.o.SharedPrefix, repo)); err != nil {
+			sp.failed()
+		} else if err := sp.s.Publish(ctx, c.o.SharedPrefix+"invalidate", repo); err != nil {
+			sp.failed()
+		}
+	}
+}
+
+// Close stops listening to the other replicas' invalidations.
+func (c *Cache) Close() {
+	if c.unsubscribe != nil {
+		c.unsubscribe()
+	}
+}
+
+// forget drops what this replica's cache knows about repo's tags.
+func (c *Cache) forget(repo string) {
 	c.mu.Lock()
 	c.gens[repo]++
 	c.mu.Unlock()
@@ -236,9 +292,11 @@ type entry[V any] struct {
 }
 
 type memo[V any] struct {
-	lru   *lru.Cache[string, *entry[V]]
-	o     CacheOptions
-	sf    flight.Group[V]
+	lru *lru.Cache[string, *entry[V]]
+	o   CacheOptions
+	sf  flight.Group[*entry[V]]
+	// sh, when set, is the shared cache of these answers.
+	sh    *sharedSpace
 	stats *CacheStats
 	// keep stores answers for the TTL; without it the memo only shares
 	// concurrent fetches.
@@ -278,33 +336,134 @@ func (m *memo[V]) get(ctx context.Context, key string, gen uint64, current func(
 		}
 	}
 	m.stats.Misses.Add(1)
-	v, err := m.refresh(ctx, key, gen, current, fetch)
-	if err != nil && !upstream.IsDefinitive(err) && ok && e.err == nil && now.Sub(e.at) < m.o.TTL+m.o.StaleIfError {
-		m.stats.StaleIfError.Add(1)
-		recordStale(ctx)
-		return e.v, nil
+	fresh, err := m.refresh(ctx, key, gen, current, fetch)
+	if err != nil {
+		if ok && e.err == nil && now.Sub(e.at) < m.o.TTL+m.o.StaleIfError {
+			m.stats.StaleIfError.Add(1)
+			recordStale(ctx)
+			return e.v, nil
+		}
+		var zero V
+		return zero, err
 	}
 	if m.keep {
-		// Stored now (or not at all, when an invalidation came first; the
-		// generation check of the kept resolution covers that).
-		recordFresh(ctx, now.Add(m.o.TTL))
+		recordFresh(ctx, fresh.at.Add(m.o.TTL))
 	}
-	return v, err
+	return fresh.v, fresh.err
 }
 
 // refresh fetches key once for all concurrent callers (internal/flight):
 // the fetch runs detached from any one caller (a client hanging up must not
 // fail the others), bounded by FetchTimeout, and is cancelled when every
-// caller waiting for it has gone.
-func (m *memo[V]) refresh(ctx context.Context, key string, gen uint64, current func() bool, fetch func(context.Context) (V, error)) (V, error) {
-	return m.sf.Do(ctx, key+"\x00"+strconv.FormatUint(gen, 10), func(ctx context.Context) (V, error) {
+// caller waiting for it has gone. The error is a failure (network, 5xx,
+// 429); a definitive answer (a 404) is the entry's err.
+func (m *memo[V]) refresh(ctx context.Context, key string, gen uint64, current func() bool, fetch func(context.Context) (V, error)) (*entry[V], error) {
+	return m.sf.Do(ctx, key+"\x00"+strconv.FormatUint(gen, 10), func(ctx context.Context) (*entry[V], error) {
 		fctx, cancel := context.WithTimeout(ctx, m.o.FetchTimeout)
 		defer cancel()
-		m.stats.Fetches.Add(1)
-		v, err := fetch(fctx)
-		if m.keep && (err == nil || upstream.IsDefinitive(err)) && (current == nil || current()) {
-			m.lru.Add(key, &entry[V]{v: v, at: m.o.Now(), err: err})
+		e, err := m.fetchEntry(fctx, key, fetch)
+		if err == nil && m.keep && (current == nil || current()) {
+			m.lru.Add(key, e)
 		}
-		return v, err
+		return e, err
 	})
+}
+
+// fetchEntry fetches key: from the shared cache when another replica
+// fetched it within the TTL, else from the upstream — by this replica when
+// it holds the fleet-wide lock for key (and then for every replica), or
+// after waiting for the holder's answer. A shared cache that fails is left
+// alone for a while: the upstream answers, as for a single replica.
+func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context.Context) (V, error)) (*entry[V], error) {
+	if !m.sh.usable() {
+		return m.fetchUpstream(ctx, fetch)
+	}
+	skey, err := m.sh.key(ctx, key)
+	if err != nil {
+		m.sh.failed()
+		return m.fetchUpstream(ctx, fetch)
+	}
+	if e, ok := m.sharedGet(ctx, skey); ok {
+		return e, nil
+	}
+	unlock, got, err := m.sh.s.Lock(ctx, skey+":lock", m.o.FetchTimeout)
+	if err != nil {
+		m.sh.failed()
+		return m.fetchUpstream(ctx, fetch)
+	}
+	if !got {
+		m.sh.stats.Waits.Add(1)
+		if e, ok := m.waitShared(ctx, skey); ok {
+			return e, nil
+		}
+		return m.fetchUpstream(ctx, fetch)
+	}
+	defer unlock()
+	e, err := m.fetchUpstream(ctx, fetch)
+	if err == nil {
+		if b, ok := encodeShared(e); ok {
+			if err := m.sh.s.Set(ctx, skey, b, m.o.TTL+max(m.o.StaleWhileRevalidate, m.o.StaleIfError)); err != nil {
+				m.sh.failed()
+			}
+		}
+	}
+	return e, err
+}
+
+func (m *memo[V]) fetchUpstream(ctx context.Context, fetch func(context.Context) (V, error)) (*entry[V], error) {
+	m.stats.Fetches.Add(1)
+	at := m.o.Now()
+	v, err := fetch(ctx)
+	if err != nil && !upstream.IsDefinitive(err) {
+		return nil, err
+	}
+	return &entry[V]{v: v, at: at, err: err}, nil
+}
+
+// sharedGet reads key's answer from the shared cache, if one is there and
+// inside the TTL.
+func (m *memo[V]) sharedGet(ctx context.Context, skey string) (*entry[V], bool) {
+	b, ok, err := m.sh.s.Get(ctx, skey)
+	if err != nil {
+		m.sh.failed()
+		return nil, false
+	}
+	if !ok {
+		return nil, false
+	}
+	e, ok := decodeShared[V](b)
+	if !ok || m.o.Now().Sub(e.at) >= m.o.TTL {
+		return nil, false
+	}
+	m.sh.stats.Hits.Add(1)
+	return e, true
+}
+
+// sharedPoll is how often a replica that left a fetch to another looks for
+// its answer.
+const sharedPoll = 10 * time.Millisecond
+
+// waitShared waits for the lock holder's answer, until ctx ends (the fetch
+// timeout) or the lock is gone without an answer.
+func (m *memo[V]) waitShared(ctx context.Context, skey string) (*entry[V], bool) {
+	t := time.NewTicker(sharedPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-t.C:
+		}
+		if e, ok := m.sharedGet(ctx, skey); ok {
+			return e, true
+		}
+		if !m.sh.usable() {
+			return nil, false
+		}
+		// The holder gave up (its fetch failed): fetch here.
+		if unlock, got, err := m.sh.s.Lock(ctx, skey+":lock", m.o.FetchTimeout); err == nil && got {
+			unlock()
+			return nil, false
+		}
+	}
 }

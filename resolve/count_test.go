@@ -5,9 +5,10 @@ import (
 	"sync/atomic"
 )
 
-func countHandler(h http.Handler, n *atomic.Int64) http.Handler {
+func countHandler(h http.Handler, n *atomic.Int64, path func(string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
+		path(r.URL.Path)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -29,6 +29,8 @@ import (
 type reg struct {
 	host     string
 	requests atomic.Int64
+	mu       sync.Mutex
+	paths    []string
 	res      *resolve.Resolver
 	store    *store.Memory
 }
@@ -37,7 +39,11 @@ func newReg(t *testing.T) *reg {
 	t.Helper()
 	r := &reg{}
 	h := registry.New()
-	srv := httptest.NewServer(countHandler(h, &r.requests))
+	srv := httptest.NewServer(countHandler(h, &r.requests, func(p string) {
+		r.mu.Lock()
+		r.paths = append(r.paths, p)
+		r.mu.Unlock()
+	}))
 	t.Cleanup(srv.Close)
 	r.host = strings.TrimPrefix(srv.URL, "http://")
 	c, err := upstream.New(upstream.Options{URL: srv.URL})
@@ -244,4 +250,17 @@ func TestReadyResolution(t *testing.T) {
 	if n := entries(); n != 3 {
 		t.Errorf("after an invalidation: %d entries, want 3", n)
 	}
+}
+
+// count is the number of upstream requests whose path contains sub.
+func (r *reg) count(sub string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.paths {
+		if strings.Contains(p, sub) {
+			n++
+		}
+	}
+	return n
 }

@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,7 @@ import (
 	"github.com/manifold-proxy/manifold/migrate"
 	"github.com/manifold-proxy/manifold/proxy"
 	"github.com/manifold-proxy/manifold/resolve"
+	"github.com/manifold-proxy/manifold/sharedcache"
 	"github.com/manifold-proxy/manifold/store"
 	"github.com/manifold-proxy/manifold/upstream"
 )
@@ -121,6 +124,13 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		return opts, err
 	}
 	opts.Store = st
+	if len(cfg.Redis.Addrs) > 0 {
+		sh, err := redisCache(cfg.Redis)
+		if err != nil {
+			return opts, err
+		}
+		opts.Cache.Shared, opts.Cache.SharedPrefix = sh, cfg.Redis.KeyPrefix
+	}
 	if ctl != nil {
 		a := &proxy.Access{Controller: ctl, AnonymousRead: cfg.Auth.AnonymousRead}
 		for _, r := range cfg.Auth.Rules {
@@ -142,6 +152,35 @@ func rules(cfg *config.Config) index.Rules {
 		}
 	}
 	return rs
+}
+
+// redisCache is the replicas' shared cache of cfg.
+func redisCache(cfg config.Redis) (*sharedcache.Redis, error) {
+	o := sharedcache.Options{DB: int(cfg.DB), Username: cfg.Username, Password: cfg.Password, MasterName: cfg.MasterName}
+	for _, a := range cfg.Addrs {
+		o.Addrs = append(o.Addrs, string(a))
+	}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.passwordFile: %w", err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if cfg.TLS {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.CA != "" {
+			pem, err := os.ReadFile(cfg.CA)
+			if err != nil {
+				return nil, fmt.Errorf("redis.ca: %w", err)
+			}
+			o.TLS.RootCAs = x509.NewCertPool()
+			if !o.TLS.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("redis.ca: %s holds no PEM certificate", cfg.CA)
+			}
+		}
+	}
+	return sharedcache.New(o)
 }
 
 // indexStore is the memory LRU, in front of the configured driver if any.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"golang.org/x/net/netutil"
 
@@ -85,6 +86,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opts.Cache.Shared != nil {
+		// go-redis logs through a logger of its own (package-level, so
+		// set here, in main): its reconnection notes go to debug; the
+		// failures are counted (manifold_shared_cache_errors_total).
+		redis.SetLogger(redisLog{log})
+		log.Info("shared cache", "redis", cfg.Redis.Addrs)
+	}
 	var metrics *prometheus.Registry
 	if cfg.Metrics.Listen != "" {
 		// /metrics on its own address, not on the proxy's.
@@ -152,4 +160,11 @@ func serveAll(ctx context.Context, cfg *config.Config, servers []*server, log *s
 		return failed
 	}
 	return nil
+}
+
+// redisLog sends go-redis' own log lines to slog, at debug.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

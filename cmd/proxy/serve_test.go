@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,5 +250,54 @@ func TestMetricsListenAndAuth(t *testing.T) {
 	}
 	if got := status("http://"+addr+"/metrics", "ops", "pw"); got != http.StatusOK {
 		t.Errorf("authenticated /metrics: %d", got)
+	}
+}
+
+// TestServeSharedRedis: two `proxy serve` replicas configured with one
+// Redis: a cold burst spread over both lists the upstream's tags once, and
+// a push through one is seen by the other at once.
+func TestServeSharedRedis(t *testing.T) {
+	t.Parallel()
+	redis := regtest.StartRedis(t)
+	up := regtest.NewRegistry(t)
+	up.Push(t, "app", "1.0-linux-amd64", regtest.PlatformImage(t, "linux/amd64", false))
+	up.Push(t, "app", "1.0-linux-arm64", regtest.PlatformImage(t, "linux/arm64/v8", false))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("redis:\n  addrs: ["+redis.Addr+"]\ncache:\n  ttl: 10m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := runServe(t, "--config", cfg, "--upstream", up.URL)
+	b := runServe(t, "--config", cfg, "--upstream", up.URL)
+	up.Reset()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			host := []string{a, b}[i%2]
+			if resp, body := regtest.Get(t, http.MethodGet, "http://"+host+"/v2/app/manifests/1.0"); resp.StatusCode != 200 {
+				t.Errorf("%s: %d %s", host, resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := up.CountPath("/tags/list"); n != 1 {
+		t.Errorf("a cold burst over 2 replicas listed the tags %d times, want 1", n)
+	}
+	// Push an arm/v7 member through replica a; replica b serves it.
+	img := regtest.PlatformImage(t, "linux/arm/v7", false)
+	ref, _ := name.ParseReference(a+"/app:1.0-linux-arm-v7", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := regtest.Get(t, http.MethodGet, "http://"+b+"/v2/app/manifests/1.0")
+		if strings.Count(string(body), `"architecture"`) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b still serves %s after a push through replica a", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
