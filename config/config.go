@@ -73,6 +73,8 @@ type Config struct {
 	FollowRedirects *bool `json:"followRedirects"`
 	// Auth controls who may use the proxy. Default: anyone, no login.
 	Auth Auth `json:"auth"`
+	// UI is the status page under /ui/.
+	UI UI `json:"ui"`
 	// Server tunes the proxy's own listener.
 	Server Server `json:"server"`
 	// Metrics configures /metrics.
@@ -164,6 +166,14 @@ type Limits struct {
 	// digest is then found only in the store). Default 5000
 	// (resolve.DefaultMaxSearchGroups).
 	MaxSearchGroups Count `json:"maxSearchGroups"`
+}
+
+// UI configures the status page (/ui/): every repository's platform
+// matrix, read-only, under the registry API's authentication and read
+// rules.
+type UI struct {
+	// Enabled serves /ui/. Default true.
+	Enabled *bool `json:"enabled"`
 }
 
 // Server tunes the proxy's own listener.

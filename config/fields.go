@@ -87,6 +87,7 @@ func Fields() []Field {
 		{Path: "auth.rules[].repositories"},
 		{Path: "auth.rules[].read"},
 		{Path: "auth.rules[].write"},
+		{Path: "ui.enabled", Env: "MANIFOLD_UI_ENABLED", Default: true},
 		{Path: "server.maxConnections", Default: Count(DefaultMaxConnections)},
 		{Path: "server.readHeaderTimeout", Default: Duration(DefaultReadHeaderTimeout)},
 		{Path: "server.idleTimeout", Default: Duration(DefaultIdleTimeout)},

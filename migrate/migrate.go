@@ -56,6 +56,17 @@ type Options struct {
 	Progress func(Progress)
 	// Logger receives exclusions and each write. Default: silent.
 	Logger *slog.Logger
+	// Live, when set, inspects through a running proxy's own cache and
+	// resolver (the status page, package ui): the answers are the proxy's,
+	// as it has them cached, and Inspect takes no snapshot of its own.
+	// Default: a snapshot per Inspect, as the commands take.
+	Live *Live
+}
+
+// Live is a running proxy's view of one upstream.
+type Live struct {
+	Cache    *resolve.Cache
+	Resolver *resolve.Resolver
 }
 
 // Progress reports how far a phase is.
@@ -115,6 +126,9 @@ func New(o Options) (*Migrator, error) {
 	o.Expect = expect
 	// One snapshot per run: tag answers are kept for the run's length.
 	// Writes, read-backs and prune checks bypass the cache.
+	if o.Live != nil {
+		return &Migrator{o: o, name: o.Client.Host() + "/" + o.Repository, cache: o.Live.Cache, res: o.Live.Resolver}, nil
+	}
 	cache := resolve.NewCache(o.Client, resolve.CacheOptions{TTL: 24 * time.Hour, Entries: 1 << 20})
 	res := resolve.New(cache, resolve.Options{
 		Grammar:          o.Grammar,
@@ -132,9 +146,15 @@ func (m *Migrator) Name() string { return m.name }
 // and reports what the proxy serves for each and what a migration would do.
 // A named base must have member tags or exist as a tag.
 func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error) {
-	// A fresh snapshot of the tags; what is known by digest is kept.
-	m.cache.Invalidate(m.o.Repository)
-	tags, err := m.o.Client.Tags(ctx, m.o.Repository)
+	var tags []string
+	var err error
+	if m.o.Live != nil {
+		tags, err = m.cache.Tags(ctx, m.o.Repository)
+	} else {
+		// A fresh snapshot of the tags; what is known by digest is kept.
+		m.cache.Invalidate(m.o.Repository)
+		tags, err = m.o.Client.Tags(ctx, m.o.Repository)
+	}
 	if err != nil {
 		return nil, m.registryError("listing tags of", err)
 	}

@@ -201,6 +201,16 @@ func (c *Cache) GetTag(ctx context.Context, repo, tag string, limit int64) (v1.D
 	return d, b, err
 }
 
+// TagsFetched is when the cached tag list of repo was fetched (by this
+// replica or, with a shared cache, by the one that fetched it).
+func (c *Cache) TagsFetched(repo string) (time.Time, bool) {
+	e, ok := c.tags.lru.Peek(repo)
+	if !ok {
+		return time.Time{}, false
+	}
+	return e.at, true
+}
+
 // LastHead implements TagGetter.
 func (c *Cache) LastHead(repo, tag string) (v1.Descriptor, bool) {
 	e, ok := c.heads.lru.Peek(repo + "\x00" + tag)

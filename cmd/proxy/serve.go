@@ -20,6 +20,7 @@ import (
 	"github.com/manifold-proxy/manifold/config"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/ui"
 )
 
 func newServe() *cobra.Command {
@@ -103,7 +104,18 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	servers := []*server{{name: "manifold", addr: string(cfg.Listen), handler: p, maxConns: int(cfg.Server.MaxConnections)}}
+	handler := http.Handler(p)
+	if *cfg.UI.Enabled {
+		page, err := ui.New(ui.Options{Proxy: p, Logger: log})
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/ui/", page)
+		mux.Handle("/", p)
+		handler = mux
+	}
+	servers := []*server{{name: "manifold", addr: string(cfg.Listen), handler: handler, maxConns: int(cfg.Server.MaxConnections)}}
 	if metrics != nil {
 		servers = append(servers, &server{name: "metrics", addr: string(cfg.Metrics.Listen), handler: promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}), maxConns: 64})
 	}

@@ -301,3 +301,22 @@ func TestServeSharedRedis(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestServeUI: `proxy serve` serves the status page under /ui/, unless
+// ui.enabled is false.
+func TestServeUI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addr := runServe(t, "--data-dir", filepath.Join(dir, "a"))
+	if resp, body := regtest.Get(t, http.MethodGet, "http://"+addr+"/ui/"); resp.StatusCode != 200 || !strings.Contains(string(body), "<h1>Repositories</h1>") {
+		t.Errorf("/ui/: %d %s", resp.StatusCode, body)
+	}
+	cfg := filepath.Join(dir, "off.yaml")
+	if err := os.WriteFile(cfg, []byte("ui:\n  enabled: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	off := runServe(t, "--config", cfg, "--data-dir", filepath.Join(dir, "b"))
+	if resp, _ := regtest.Get(t, http.MethodGet, "http://"+off+"/ui/"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/ui/ with ui.enabled false: %d", resp.StatusCode)
+	}
+}
