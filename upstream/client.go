@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,10 +177,7 @@ func New(o Options) (*Client, error) {
 	if c.auth == nil && c.keychain == nil {
 		c.auth = authn.Anonymous
 	}
-	switch c.reg.RegistryStr() {
-	case "index.docker.io", "registry-1.docker.io", "docker.io":
-		c.library = true
-	}
+	c.library = CanonicalRegistry(c.reg.RegistryStr()) == DockerHub
 	if o.Library != nil {
 		c.library = *o.Library
 	}
@@ -409,10 +407,74 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int6
 // RepoPath is repo as the upstream names it: with the Library rule
 // (Docker Hub), official images live under library/.
 func (c *Client) RepoPath(repo string) string {
-	if c.library && !strings.Contains(repo, "/") {
+	if c.library {
+		return LibraryPath(repo)
+	}
+	return repo
+}
+
+// LibraryPath is repo as Docker Hub names it: a one-component name is an
+// official image, under library/ (nginx is library/nginx).
+func LibraryPath(repo string) string {
+	if !strings.Contains(repo, "/") {
 		return "library/" + repo
 	}
 	return repo
+}
+
+// DockerHub is Docker Hub's registry name as image references write it
+// (docker.io/library/nginx), and as containerd's ns parameter names it.
+const DockerHub = "docker.io"
+
+// CanonicalRegistry is a registry's one name: lower case, and Docker
+// Hub's hosts (index.docker.io, registry-1.docker.io) as docker.io. Two
+// names of one registry give the same string.
+func CanonicalRegistry(host string) string {
+	host = strings.ToLower(host)
+	switch host {
+	case "index.docker.io", "registry-1.docker.io":
+		return DockerHub
+	}
+	return host
+}
+
+// ParseRegistry checks that s is a registry's name as image references
+// write it — host[:port], no scheme, no path — and returns its canonical
+// form (CanonicalRegistry).
+func ParseRegistry(s string) (string, error) {
+	bad := fmt.Errorf("%q: want a registry name, host[:port], such as docker.io or registry.example.com:5000", s)
+	u, err := url.Parse("//" + s)
+	if err != nil || u.Host != s || u.User != nil || s == "" {
+		return "", bad
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", bad
+		}
+	}
+	if h := u.Hostname(); net.ParseIP(h) == nil && !hostname(h) {
+		return "", bad
+	}
+	return CanonicalRegistry(s), nil
+}
+
+// hostname reports whether h is a DNS name: dot-separated labels of
+// letters, digits and inner hyphens.
+func hostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Ping checks that the upstream answers the /v2/ endpoint (any HTTP
