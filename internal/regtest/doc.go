@@ -11,6 +11,8 @@
 //   - [StartProxy]: a manifold proxy served until the test ends.
 //   - [Get] and [Do]: one plain HTTP request, body read and closed.
 //   - [Htpasswd]: an htpasswd file for auth tests.
+//   - [NewCA]: a certificate authority made in the test, which issues
+//     server and client certificates for TLS tests.
 //
 // Only tests import it.
 package regtest
