@@ -34,6 +34,8 @@ const (
 	DefaultReadHeaderTimeout = 30 * time.Second
 	// DefaultIdleTimeout is server.idleTimeout's default.
 	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultTLSMinVersion is tls.minVersion's default.
+	DefaultTLSMinVersion = "1.2"
 )
 
 // Config is the whole configuration.
@@ -41,6 +43,8 @@ type Config struct {
 	// Listen is the address the proxy serves on. Default ":5000"
 	// (config.DefaultListen).
 	Listen Address `json:"listen"`
+	// TLS serves the proxy over HTTPS. Default: plain HTTP.
+	TLS TLS `json:"tls"`
 	// DataDir holds the embedded registry's storage, used when no upstream
 	// is configured. Default "./manifold-data" (config.DefaultDataDir).
 	DataDir string `json:"dataDir"`
@@ -96,6 +100,17 @@ type Upstream struct {
 	// URL is http://host[:port] (plain HTTP) or https://host[:port].
 	// Required.
 	URL RegistryURL `json:"url"`
+	// MirrorOf lists the registries this upstream serves mirror requests
+	// for, such as docker.io, or "*" for any. containerd's mirror requests
+	// name the image's registry (?ns=docker.io): they go to the upstream
+	// that lists it, else to an upstream whose url is that registry, else
+	// to the one that lists "*"; an ns that no upstream mirrors is answered
+	// 404 NAME_UNKNOWN at once, so containerd tries its next host. A
+	// registry is listed by one upstream at most. Names of docker.io
+	// follow Docker Hub's rule (nginx is library/nginx), and so do requests
+	// without ns to an upstream that lists docker.io: what dockerd's
+	// registry-mirrors sends. Default: none (only its own registry).
+	MirrorOf []Registry `json:"mirrorOf"`
 	// InsecureSkipVerify skips TLS certificate checks. Default false.
 	InsecureSkipVerify bool `json:"insecureSkipVerify"`
 	// Username of static credentials. Default: none, anonymous.
@@ -108,6 +123,27 @@ type Upstream struct {
 	// Keychain takes credentials from docker's config.json and credential
 	// helpers instead of username and password. Default false.
 	Keychain bool `json:"keychain"`
+}
+
+// TLS: with a certificate and its key the proxy speaks HTTPS (HTTP/2 and
+// HTTP/1.1) instead of plain HTTP. The files are PEM, checked for changes
+// at most once a second and re-read when they change (cert-manager, a
+// rotated Kubernetes Secret): new connections get the new certificate,
+// open ones keep theirs. A missing, unreadable or mismatched pair stops
+// the proxy at start; one that fails to load later is logged and the
+// current one kept.
+type TLS struct {
+	// Certificate is the server's certificate, then the intermediates
+	// clients need. Default: none, plain HTTP.
+	Certificate string `json:"certificate"`
+	// Key is the certificate's private key. Required with certificate.
+	Key string `json:"key"`
+	// ClientCAs holds the CA certificates that client certificates must
+	// chain to: set, every client must present one (mutual TLS) or the
+	// handshake fails. Default: none, no client certificates.
+	ClientCAs string `json:"clientCAs"`
+	// MinVersion is the lowest TLS version accepted. Default "1.2".
+	MinVersion TLSVersion `json:"minVersion"`
 }
 
 // Policy applies a bare-tag policy to repositories matching a pattern.
@@ -388,7 +424,21 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("redis.passwordFile: set either password or passwordFile, not both"))
 	}
 	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateTLS() []error {
+	var errs []error
+	switch t := c.TLS; {
+	case t.Certificate != "" && t.Key == "":
+		errs = append(errs, errors.New("tls.key: required with tls.certificate"))
+	case t.Key != "" && t.Certificate == "":
+		errs = append(errs, errors.New("tls.certificate: required with tls.key"))
+	case t.ClientCAs != "" && t.Certificate == "":
+		errs = append(errs, errors.New("tls.clientCAs: needs tls.certificate and tls.key (client certificates are part of TLS)"))
+	}
+	return errs
 }
 
 func (c *Config) validateUpstreams() []error {
@@ -396,7 +446,7 @@ func (c *Config) validateUpstreams() []error {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	prefixes := map[string]int{}
+	prefixes, mirrored := map[string]int{}, map[Registry]int{}
 	for i, u := range c.Upstreams {
 		f := fmt.Sprintf("upstreams[%d]", i)
 		if u.URL == "" {
@@ -415,6 +465,12 @@ func (c *Config) validateUpstreams() []error {
 		}
 		if (u.Password != "" || u.PasswordFile != "") && u.Username == "" {
 			fail(f+".username", "required with a password")
+		}
+		for j, m := range u.MirrorOf {
+			if k, dup := mirrored[m]; dup {
+				fail(fmt.Sprintf("%s.mirrorOf[%d]", f, j), "%s is also mirrored by upstreams[%d]", m, k)
+			}
+			mirrored[m] = i
 		}
 	}
 	return errs

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"strings"
 	"testing"
@@ -128,6 +129,18 @@ func TestErrorsNameFields(t *testing.T) {
 		{"auth: {htpasswd: /h, token: {realm: 'https://a/token', service: s, issuer: i, jwks: /k}}", "auth.token: set either"},
 		{"policies: [{repositories: x, require: [linux/amd64, linux/arm/v9]}]", "policies[0].require[1]:"},
 		{"auth: {htpasswd: /x, rules: [{read: [a]}]}", "auth.rules[0].repositories: required"},
+		{"tls: {certificate: /c}", "tls.key: required with tls.certificate"},
+		{"tls: {key: /k}", "tls.certificate: required with tls.key"},
+		{"tls: {clientCAs: /ca}", "tls.clientCAs: needs tls.certificate"},
+		{"tls: {certificate: /c, key: /k, minVersion: '1.1'}", `tls.minVersion: "1.1": want 1.2 or 1.3`},
+		{"tls: {certificate: /c, key: /k, minVersion: 1.3, extra: x}", "tls.extra: unknown field"},
+		{"upstreams: [{url: 'https://a', mirrorOf: ['https://docker.io']}]", "upstreams[0].mirrorOf[0]: \"https://docker.io\": want a registry name"},
+		{"upstreams: [{url: 'https://a', mirrorOf: [docker.io/library]}]", "upstreams[0].mirrorOf[0]:"},
+		{"upstreams: [{url: 'https://a', mirrorOf: docker.io}]", "upstreams[0].mirrorOf: want a list"},
+		{"upstreams: [{url: 'https://a', mirrorOf: [docker.io]}, {prefix: b, url: 'https://b', mirrorOf: [ghcr.io, index.docker.io]}]",
+			"upstreams[1].mirrorOf[1]: docker.io is also mirrored by upstreams[0]"},
+		{"upstreams: [{url: 'https://a', mirrorOf: ['*']}, {prefix: b, url: 'https://b', mirrorOf: ['*']}]",
+			"upstreams[1].mirrorOf[0]: * is also mirrored by upstreams[0]"},
 	}
 	for _, tt := range tests {
 		c, err := config.Parse(strings.NewReader(tt.yaml))
@@ -255,5 +268,33 @@ func TestL4_NoCredentialsInErrors(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "alice") {
 			t.Errorf("%q: %v", doc, err)
 		}
+	}
+}
+
+// TestTLSAndMirrors: the TLS section and mirrorOf as a file writes them;
+// Docker Hub's hosts are read as docker.io, and minVersion defaults to 1.2.
+func TestTLSAndMirrors(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(strings.NewReader(`
+tls: {certificate: /etc/manifold/tls.crt, key: /etc/manifold/tls.key}
+upstreams:
+  - url: https://registry-1.docker.io
+    mirrorOf: [index.docker.io, Registry.Example.Test:5000]
+  - {prefix: any, url: 'https://mirror.example', mirrorOf: ['*']}
+`))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.Certificate != "/etc/manifold/tls.crt" || c.TLS.MinVersion != "1.2" || c.TLS.MinVersion.Uint16() != tls.VersionTLS12 {
+		t.Errorf("tls: %+v", c.TLS)
+	}
+	if got := c.Upstreams[0].MirrorOf; len(got) != 2 || got[0] != "docker.io" || got[1] != "registry.example.test:5000" {
+		t.Errorf("mirrorOf: %q", got)
+	}
+	if got := c.Upstreams[1].MirrorOf; len(got) != 1 || got[0] != config.AnyRegistry {
+		t.Errorf("mirrorOf: %q", got)
 	}
 }

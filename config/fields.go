@@ -39,10 +39,15 @@ type Field struct {
 func Fields() []Field {
 	return []Field{
 		{Path: "listen", Env: "MANIFOLD_LISTEN", Flag: "listen", Default: Address(DefaultListen)},
+		{Path: "tls.certificate", Env: "MANIFOLD_TLS_CERTIFICATE", Flag: "tls-cert"},
+		{Path: "tls.key", Env: "MANIFOLD_TLS_KEY", Flag: "tls-key"},
+		{Path: "tls.clientCAs", Env: "MANIFOLD_TLS_CLIENT_CAS", Flag: "tls-client-cas"},
+		{Path: "tls.minVersion", Default: TLSVersion(DefaultTLSMinVersion)},
 		{Path: "dataDir", Env: "MANIFOLD_DATA_DIR", Flag: "data-dir", Default: DefaultDataDir},
 		{Path: "readOnly", Env: "MANIFOLD_READ_ONLY", Flag: "read-only"},
 		{Path: "upstreams[].prefix"},
 		{Path: "upstreams[].url", Env: "MANIFOLD_UPSTREAM", Flag: "upstream"},
+		{Path: "upstreams[].mirrorOf"},
 		{Path: "upstreams[].insecureSkipVerify"},
 		{Path: "upstreams[].username", Env: "MANIFOLD_UPSTREAM_USERNAME"},
 		{Path: "upstreams[].password", Env: "MANIFOLD_UPSTREAM_PASSWORD"},

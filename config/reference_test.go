@@ -228,8 +228,10 @@ var typeNames = []struct {
 	{reflect.TypeFor[Pattern](), "pattern", ""},
 	{reflect.TypeFor[Platform](), "platform", ""},
 	{reflect.TypeFor[BareTagPolicy](), "policy", ""},
+	{reflect.TypeFor[Registry](), "registry", ""},
 	{reflect.TypeFor[RegistryURL](), "registry URL", ""},
 	{reflect.TypeFor[Size](), "size", ""},
+	{reflect.TypeFor[TLSVersion](), "TLS version", ""},
 	{reflect.TypeFor[URL](), "URL", ""},
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -196,3 +197,58 @@ func parseCount[T ~int | ~int64](b []byte, v *T) error {
 	*v = T(n)
 	return nil
 }
+
+// TLSVersion is a TLS protocol version: "1.2" or "1.3". (1.0 and 1.1 are
+// not offered: every registry client speaks 1.2.)
+type TLSVersion string
+
+// UnmarshalText checks the version.
+func (v *TLSVersion) UnmarshalText(b []byte) error {
+	switch s := TLSVersion(b); s {
+	case "1.2", "1.3":
+		*v = s
+		return nil
+	}
+	return fmt.Errorf("%q: want 1.2 or 1.3", b)
+}
+
+// MarshalText writes the version.
+func (v TLSVersion) MarshalText() ([]byte, error) { return []byte(v), nil }
+
+// Uint16 is the version as crypto/tls numbers it (tls.VersionTLS12), or 0
+// for the zero value.
+func (v TLSVersion) Uint16() uint16 {
+	switch v {
+	case "1.2":
+		return tls.VersionTLS12
+	case "1.3":
+		return tls.VersionTLS13
+	}
+	return 0
+}
+
+// Registry names a registry as image references write it — docker.io,
+// ghcr.io, registry.example.com:5000 — or is "*", any registry. Docker
+// Hub's other hosts (index.docker.io, registry-1.docker.io) are read as
+// docker.io.
+type Registry string
+
+// AnyRegistry is the Registry that stands for every registry.
+const AnyRegistry Registry = "*"
+
+// UnmarshalText checks the name and stores its canonical form.
+func (r *Registry) UnmarshalText(b []byte) error {
+	if Registry(b) == AnyRegistry {
+		*r = AnyRegistry
+		return nil
+	}
+	s, err := upstream.ParseRegistry(string(b))
+	if err != nil {
+		return err
+	}
+	*r = Registry(s)
+	return nil
+}
+
+// MarshalText writes the name.
+func (r Registry) MarshalText() ([]byte, error) { return []byte(r), nil }

@@ -38,6 +38,7 @@ import (
 	"github.com/manifold-proxy/manifold/resolve"
 	"github.com/manifold-proxy/manifold/sharedcache"
 	"github.com/manifold-proxy/manifold/store"
+	"github.com/manifold-proxy/manifold/tlsreload"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -212,6 +213,12 @@ func upstreamClient(u config.Upstream, transport http.RoundTripper, limits confi
 		o.Auth = authn.FromConfig(authn.AuthConfig{Username: u.Username, Password: u.Password})
 	}
 	return upstream.New(o)
+}
+
+// tlsOptions are the options of the proxy listener's TLS (cfg.Certificate
+// set).
+func tlsOptions(cfg config.TLS, log *slog.Logger) tlsreload.Options {
+	return tlsreload.Options{Certificate: cfg.Certificate, Key: cfg.Key, ClientCAs: cfg.ClientCAs, MinVersion: cfg.MinVersion.Uint16(), Logger: log}
 }
 
 // accessController builds the client authentication of cfg, or nil.

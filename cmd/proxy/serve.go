@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/manifold-proxy/manifold/config"
 	"github.com/manifold-proxy/manifold/embedded"
 	"github.com/manifold-proxy/manifold/proxy"
+	"github.com/manifold-proxy/manifold/tlsreload"
 	"github.com/manifold-proxy/manifold/ui"
 )
 
@@ -53,6 +55,9 @@ which the flags override (docs/configuration.md).`,
 	fl.String("data-dir", "", fmt.Sprintf("embedded registry storage (default %q)", config.DefaultDataDir))
 	fl.Bool("read-only", false, "refuse pushes and deletes")
 	fl.String("log-level", "", `debug, info, warn or error (default "info")`)
+	fl.String("tls-cert", "", "PEM certificate (then its intermediates): serve HTTPS and HTTP/2; re-read when it changes")
+	fl.String("tls-key", "", "PEM private key of --tls-cert")
+	fl.String("tls-client-cas", "", "PEM CA certificates that clients' certificates must chain to (mutual TLS)")
 	return cmd
 }
 
@@ -61,6 +66,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	// Everything that can be refused is checked before the embedded
 	// registry creates its data dir.
 	access, err := accessController(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -115,11 +124,45 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		mux.Handle("/", p)
 		handler = mux
 	}
-	servers := []*server{{name: "manifold", addr: string(cfg.Listen), handler: handler, maxConns: int(cfg.Server.MaxConnections)}}
+	servers := []*server{{name: "manifold", addr: string(cfg.Listen), handler: handler, maxConns: int(cfg.Server.MaxConnections), tls: tlsConfig}}
 	if metrics != nil {
 		servers = append(servers, &server{name: "metrics", addr: string(cfg.Metrics.Listen), handler: promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}), maxConns: 64})
 	}
 	return serveAll(ctx, cfg, servers, log)
+}
+
+// serverTLS is the proxy listener's TLS configuration, nil for plain
+// HTTP. A pair that does not load is refused here, in one line naming the
+// field and the file; plain HTTP on an address other hosts can reach gets
+// one warning saying what their clients will need.
+func serverTLS(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+	if cfg.TLS.Certificate == "" {
+		if !loopback(string(cfg.Listen)) {
+			log.Warn("serving plain HTTP on a non-loopback address: docker, containerd and podman on other hosts refuse it unless each marks it insecure "+
+				"(daemon.json insecure-registries, hosts.toml http://, registries.conf insecure = true), and logins cross the network in clear text; "+
+				"set tls.certificate and tls.key (--tls-cert, --tls-key) to serve HTTPS", "addr", string(cfg.Listen))
+		}
+		return nil, nil
+	}
+	r, err := tlsreload.New(tlsOptions(cfg.TLS, log))
+	if err != nil {
+		return nil, fmt.Errorf("tls.%w", err)
+	}
+	return r.Config(), nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only: a
+// loopback IP or localhost. An empty host is every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // server is one listener of `proxy serve`.
@@ -127,6 +170,7 @@ type server struct {
 	name, addr string
 	handler    http.Handler
 	maxConns   int
+	tls        *tls.Config // nil: plain HTTP
 	srv        *http.Server
 }
 
@@ -152,8 +196,16 @@ func serveAll(ctx context.Context, cfg *config.Config, servers []*server, log *s
 			// take as long as they take; the proxy ends only those that
 			// stop moving (server.progressTimeout).
 		}
-		go func() { errc <- s.srv.Serve(netutil.LimitListener(ln, s.maxConns)) }()
-		log.Info(s.name+" serving", "addr", ln.Addr().String(), "version", versionString(), "readOnly", cfg.ReadOnly)
+		ln = netutil.LimitListener(ln, s.maxConns)
+		if s.tls != nil {
+			// HTTP/2 and HTTP/1.1 over TLS; the certificate is the
+			// configuration's (GetConfigForClient), so no files here.
+			s.srv.TLSConfig = s.tls
+			go func() { errc <- s.srv.ServeTLS(ln, "", "") }()
+		} else {
+			go func() { errc <- s.srv.Serve(ln) }()
+		}
+		log.Info(s.name+" serving", "addr", ln.Addr().String(), "tls", s.tls != nil, "version", versionString(), "readOnly", cfg.ReadOnly)
 	}
 	var failed error
 	select {

@@ -34,11 +34,20 @@ func freeAddr(t *testing.T) string {
 // GET /v2/ answers 200.
 func runServe(t *testing.T, args ...string) string {
 	t.Helper()
+	addr, _ := serveWith(t, "http://", http.DefaultClient, args...)
+	return addr
+}
+
+// serveWith runs `proxy serve args...` until the test ends and waits until
+// GET <scheme><addr>/v2/ with client answers 200; it returns the address
+// and the command's log.
+func serveWith(t *testing.T, scheme string, client *http.Client, args ...string) (string, *syncBuffer) {
+	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRoot()
-	var logs bytes.Buffer
-	root.SetErr(&logs)
+	logs := &syncBuffer{}
+	root.SetErr(logs)
 	root.SetArgs(append([]string{"serve", "--listen", addr}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
@@ -55,11 +64,11 @@ func runServe(t *testing.T, args ...string) string {
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return addr
+				return addr, logs
 			}
 		}
 		select {
@@ -69,7 +78,26 @@ func runServe(t *testing.T, args ...string) string {
 		}
 	}
 	t.Fatalf("serve never answered /v2/\n%s", logs.String())
-	return ""
+	return "", nil
+}
+
+// syncBuffer is the log of a serve command, written by its goroutines
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestServeEmbedded: `proxy serve` with no upstream is a working
