@@ -93,7 +93,7 @@ func (p *Proxy) startUpload(w http.ResponseWriter, r *http.Request, t target) er
 		if _, err := parseDigest(mount); err != nil {
 			return err
 		}
-		src, err := p.target(from)
+		src, err := p.target(from, t.ns)
 		if err == nil && src.up == t.up && p.mayMountFrom(r, src.canonical()) {
 			q.Set("from", src.repo)
 			scopes = append(scopes, upstream.Scope(src.repo, "pull"))

@@ -12,7 +12,11 @@
 //
 // A request's repository picks its upstream by path prefix ([Upstream]:
 // under the prefix "hub", repository "hub/library/nginx" is "library/nginx"
-// upstream; the default upstream has the prefix ""). One file serves each
+// upstream; the default upstream has the prefix ""), or, for a runtime that
+// uses the proxy as a registry mirror, by the registry the image is from
+// (mirror.go: containerd's ?ns=ghcr.io goes to the upstream whose
+// [Upstream].MirrorOf lists ghcr.io, under ghcr.io's name for the
+// repository; an ns nobody mirrors is 404 NAME_UNKNOWN). One file serves each
 // resource, and the handlers cite the sections of the distribution spec
 // they implement
 // (https://github.com/opencontainers/distribution-spec/blob/main/spec.md):

@@ -31,6 +31,10 @@ type Upstream struct {
 	// matches.
 	Prefix string
 	Client *upstream.Client
+	// MirrorOf lists the registries whose mirror requests this upstream
+	// serves (mirror.go): host[:port] names such as docker.io, or "*" for
+	// any. Default: none but the upstream's own registry.
+	MirrorOf []string
 }
 
 // Defaults of Options.
@@ -103,10 +107,12 @@ type Proxy struct {
 	metrics *metrics
 	gather  prometheus.Gatherer
 	follow  bool
+	mirrors mirrors
 }
 
 type up struct {
 	prefix   string
+	hub      bool // lists docker.io in MirrorOf: its names are Docker Hub's
 	client   *upstream.Client
 	cache    *resolve.Cache
 	resolver *resolve.Resolver
@@ -119,6 +125,9 @@ type target struct {
 	name string
 	// repo is the repository on the upstream.
 	repo string
+	// ns is the registry a mirror request named (containerd's ns
+	// parameter), "" for a request without one.
+	ns string
 }
 
 // canonical is the repository's one name for rules and policies: the
@@ -202,6 +211,11 @@ func New(o Options) (*Proxy, error) {
 			}),
 		})
 	}
+	ms, err := newMirrors(o.Upstreams, p.ups)
+	if err != nil {
+		return nil, err
+	}
+	p.mirrors = ms
 	// Longest prefix first; the default ("") last.
 	sort.Slice(p.ups, func(i, j int) bool { return len(p.ups[i].prefix) > len(p.ups[j].prefix) })
 	m, err := newMetrics(reg, p.ups)
@@ -275,7 +289,7 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 		var err error
 		var t target
 		if repo {
-			t, err = p.target(mux.Vars(r)["name"])
+			t, r, err = p.requestTarget(r)
 		}
 		if err == nil && route != "unknown" {
 			var user string
@@ -291,7 +305,10 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 		d := time.Since(start)
 		p.metrics.requests.WithLabelValues(route, r.Method, fmt.Sprint(rec.status)).Inc()
 		p.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "bytes", rec.bytes, "duration", d}
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "bytes", rec.bytes, "duration", d, "proto", r.Proto}
+		if t.ns != "" {
+			attrs = append(attrs, "ns", t.ns)
+		}
 		if err != nil {
 			attrs = append(attrs, "error", upstream.Redact(err.Error()))
 		}
@@ -303,20 +320,38 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 	})
 }
 
-// target maps a client repository name to an upstream.
-func (p *Proxy) target(name string) (target, error) {
+// target maps a client repository name to an upstream: a name of
+// registry ns when ns is set (a mirror request), else the proxy's name, by
+// prefix. Without a prefix that matches or a default upstream, a name is
+// Docker Hub's (dockerd's registry-mirrors send no ns) and goes to its
+// mirror.
+func (p *Proxy) target(name, ns string) (target, error) {
 	if !validName(name) {
-		return target{}, apiErr(errcode.ErrorCodeNameInvalid, "invalid repository name %q: want lower-case path components of the distribution spec's grammar, at most 255 characters", name)
+		return target{ns: ns}, apiErr(errcode.ErrorCodeNameInvalid, "invalid repository name %q: want lower-case path components of the distribution spec's grammar, at most 255 characters", name)
+	}
+	if ns != "" {
+		return p.mirrorTarget(name, ns)
 	}
 	for _, u := range p.ups {
 		switch {
 		case u.prefix == "":
-			return target{up: u, name: name, repo: u.client.RepoPath(name)}, nil
+			return target{up: u, name: name, repo: u.repoPath(name)}, nil
 		case strings.HasPrefix(name, u.prefix+"/"):
-			return target{up: u, name: name, repo: u.client.RepoPath(strings.TrimPrefix(name, u.prefix+"/"))}, nil
+			return target{up: u, name: name, repo: u.repoPath(strings.TrimPrefix(name, u.prefix+"/"))}, nil
 		}
 	}
+	if u := p.mirrors.lookup(upstream.DockerHub); u != nil {
+		return target{up: u, name: name, repo: upstream.LibraryPath(name)}, nil
+	}
 	return target{}, apiErr(errcode.ErrorCodeNameUnknown, "repository %q matches no upstream prefix", name)
+}
+
+// repoPath is name (under the prefix) on u.
+func (u *up) repoPath(name string) string {
+	if u.hub {
+		return upstream.LibraryPath(name)
+	}
+	return u.client.RepoPath(name)
 }
 
 // rule is the bare-tag rule of the repository, matched on its canonical

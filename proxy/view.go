@@ -32,7 +32,7 @@ type RepoView struct {
 // Repo maps a repository name as clients give it (NAME_INVALID and
 // NAME_UNKNOWN errors as the registry API gives them).
 func (p *Proxy) Repo(name string) (RepoView, error) {
-	t, err := p.target(name)
+	t, err := p.target(name, "")
 	if err != nil {
 		return RepoView{}, err
 	}

@@ -118,7 +118,11 @@ func proxyOptions(ctx context.Context, cfg *config.Config, ups []config.Upstream
 		if err != nil {
 			return opts, err
 		}
-		opts.Upstreams = append(opts.Upstreams, proxy.Upstream{Prefix: u.Prefix, Client: c})
+		up := proxy.Upstream{Prefix: u.Prefix, Client: c}
+		for _, m := range u.MirrorOf {
+			up.MirrorOf = append(up.MirrorOf, string(m))
+		}
+		opts.Upstreams = append(opts.Upstreams, up)
 	}
 	st, err := indexStore(ctx, cfg.Store)
 	if err != nil {
