@@ -46,7 +46,7 @@ func TestContainerd(t *testing.T) {
 	for _, r := range s.fx.matrix(normalizing) {
 		t.Run(r.name, func(t *testing.T) {
 			ns++
-			ctrPullAndCheck(t, cd, fmt.Sprintf("n%d", ns), dir, r.m, r.s.String(), s.proxy.host+"/"+repo+":"+r.tag, idx[r.tag])
+			ctrPullAndCheck(t, cd, fmt.Sprintf("n%d", ns), dir, r.m, r.s.String(), s.proxy.host+"/"+repo+":"+r.tag, idx[r.tag], "--plain-http")
 		})
 	}
 
@@ -57,7 +57,7 @@ func TestContainerd(t *testing.T) {
 			idx := indexDigest(t, s.proxy.host, repo, g)
 			for _, m := range g.members {
 				ns++
-				ctrPullAndCheck(t, cd, fmt.Sprintf("n%d", ns), dir, m, m.arg(), b.host+"/"+repo+"@"+idx, idx)
+				ctrPullAndCheck(t, cd, fmt.Sprintf("n%d", ns), dir, m, m.arg(), b.host+"/"+repo+"@"+idx, idx, "--plain-http")
 			}
 		}
 	})
@@ -76,11 +76,12 @@ func indexDigest(t *testing.T, host, repo string, g *group) string {
 }
 
 // ctrPullAndCheck pulls ref for platform p (a spelling of m's) into
-// namespace ns and checks what containerd stored and unpacked.
-func ctrPullAndCheck(t *testing.T, cd *containerdDaemon, ns, dir string, m *member, p, ref, idx string) {
+// namespace ns, with pullFlags (--plain-http, --hosts-dir), and checks what
+// containerd stored and unpacked.
+func ctrPullAndCheck(t *testing.T, cd *containerdDaemon, ns, dir string, m *member, p, ref, idx string, pullFlags ...string) {
 	t.Helper()
 	ctr := func(args ...string) []byte { return run(t, cd.command(append([]string{"-n", ns}, args...)...)) }
-	ctr("images", "pull", "--plain-http", "--snapshotter", "native", "--platform", p, ref)
+	ctr(append(append([]string{"images", "pull"}, pullFlags...), "--snapshotter", "native", "--platform", p, ref)...)
 
 	content := map[string]bool{}
 	for _, d := range strings.Fields(string(ctr("content", "ls", "-q"))) {

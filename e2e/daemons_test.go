@@ -70,9 +70,28 @@ type dockerDaemon struct {
 	env  []string
 }
 
-func startDockerd(t *testing.T, s *suite, dir string, containerd *containerdDaemon) *dockerDaemon {
+// dockerdOpts change a private dockerd.
+type dockerdOpts struct {
+	// daemonJSON is its configuration file. Default "{}".
+	daemonJSON string
+	// etcDocker is mounted over /etc/docker, in a mount namespace of the
+	// daemon's own, so that /etc/docker/certs.d (whose path dockerd fixes)
+	// is the test's. Default: the daemon sees the host's /etc/docker.
+	etcDocker string
+	// env is added to the daemon's environment.
+	env []string
+}
+
+func startDockerd(t *testing.T, s *suite, dir string, containerd *containerdDaemon, opts ...dockerdOpts) *dockerDaemon {
 	t.Helper()
 	bin := requireTool(t, "dockerd", hintDocker)
+	var o dockerdOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.daemonJSON == "" {
+		o.daemonJSON = "{}"
+	}
 	d := &dockerDaemon{sock: filepath.Join(dir, "d.sock"), cli: dockerCLI(t)}
 	cliConfig := filepath.Join(dir, "cli")
 	for _, dd := range []string{dir, cliConfig} {
@@ -83,11 +102,15 @@ func startDockerd(t *testing.T, s *suite, dir string, containerd *containerdDaem
 	if err := os.WriteFile(filepath.Join(cliConfig, "config.json"), []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte(o.daemonJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d.env = s.env("DOCKER_CONFIG=" + cliConfig)
-	p, err := startProc("dockerd", filepath.Join(dir, "dockerd.log"), d.env, dir, bin,
+	var pre []string
+	if o.etcDocker != "" {
+		bin, pre = privateMount(t, o.etcDocker, "/etc/docker", bin)
+	}
+	p, err := startProc("dockerd", filepath.Join(dir, "dockerd.log"), append(d.env, o.env...), dir, bin, append(pre,
 		"--config-file", filepath.Join(dir, "daemon.json"),
 		"--containerd", containerd.sock,
 		"--storage-driver=vfs",
@@ -96,7 +119,7 @@ func startDockerd(t *testing.T, s *suite, dir string, containerd *containerdDaem
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"),
-		"--host", "unix://"+d.sock)
+		"--host", "unix://"+d.sock)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +131,19 @@ func startDockerd(t *testing.T, s *suite, dir string, containerd *containerdDaem
 		t.Fatalf("dockerd: %v", err)
 	}
 	return d
+}
+
+// privateMount runs bin in a mount namespace of its own where dir is
+// mounted over target (which must exist): the process finds the test's
+// files at a path it fixes, and the host's stay as they are. It returns
+// the command to run and the arguments that go before bin's.
+func privateMount(t *testing.T, dir, target, bin string) (string, []string) {
+	t.Helper()
+	unshare := requireTool(t, "unshare", hintUnshare)
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		skipOrFail(t, target+" does not exist on this host: there is nothing to mount the test's files over without creating it")
+	}
+	return unshare, []string{"--mount", "--propagation", "private", "sh", "-c", `mount --bind "$0" "$1" && shift && exec "$@"`, dir, target, bin}
 }
 
 // command is `docker -H unix://<sock> args...`.

@@ -206,21 +206,36 @@ type proxyProc struct {
 }
 
 // startProxy starts `proxy serve` in front of the upstream, on a free
-// loopback port, logging requests as JSON lines to its log file. (A port
-// taken by someone else between picking and listening makes the proxy exit;
-// it is then started again on another port.)
+// loopback port, logging requests as JSON lines to its log file.
 func (s *suite) startProxy(name string) (*proxyProc, error) {
+	return s.startProxyWith(name, func(_, host string) ([]string, error) {
+		return []string{"serve", "--listen", host, "--upstream", s.upstream.URL, "--log-level", "info"}, nil
+	}, func(host string) bool {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// startProxyWith starts `proxy <args(workdir, host)>` on a free loopback
+// port and waits until ready(host). (A port taken by someone else between
+// picking and listening makes the proxy exit; it is then started again on
+// another port.)
+func (s *suite) startProxyWith(name string, args func(wd, host string) ([]string, error), ready func(host string) bool) (*proxyProc, error) {
 	var err error
 	for range 3 {
 		var px *proxyProc
-		if px, err = s.tryStartProxy(name); err == nil {
+		if px, err = s.tryStartProxy(name, args, ready); err == nil {
 			return px, nil
 		}
 	}
 	return nil, err
 }
 
-func (s *suite) tryStartProxy(name string) (*proxyProc, error) {
+func (s *suite) tryStartProxy(name string, args func(wd, host string) ([]string, error), ready func(host string) bool) (*proxyProc, error) {
 	n := s.nproxy.Add(1)
 	wd := filepath.Join(s.dir, fmt.Sprintf("%s-%d", name, n))
 	if err := os.MkdirAll(wd, 0o755); err != nil {
@@ -230,21 +245,16 @@ func (s *suite) tryStartProxy(name string) (*proxyProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(name, filepath.Join(wd, "proxy.log"), s.env("MANIFOLD_LOG_FORMAT=json"), wd, s.bin,
-		"serve", "--listen", host, "--upstream", s.upstream.URL, "--log-level", "info")
+	argv, err := args(wd, host)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc(name, filepath.Join(wd, "proxy.log"), s.env("MANIFOLD_LOG_FORMAT=json"), wd, s.bin, argv...)
 	if err != nil {
 		return nil, err
 	}
 	err = waitFor(p, 30*time.Second, func() bool {
-		if p.exited() {
-			return false // waitFor reports it
-		}
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return !p.exited() && ready(host) // waitFor reports an exit
 	})
 	if err != nil {
 		_ = p.stop(stopGrace)
@@ -280,6 +290,8 @@ type logLine struct {
 	Method string `json:"method"`
 	Path   string `json:"path"`
 	Status int    `json:"status"`
+	Proto  string `json:"proto"`
+	NS     string `json:"ns"`
 }
 
 func logLines(path string) []logLine {

@@ -68,20 +68,13 @@ func TestPodman(t *testing.T) {
 	bin := requireTool(t, "podman", hintPodman)
 	requireTool(t, "unshare", hintUnshare)
 	s := shared(t)
-	dir := s.tempDir(t, "podman")
-	root := filepath.Join(dir, "root")
-	pm := newContainersTool(t, s, bin, dir,
-		"--root", root, "--runroot", filepath.Join(dir, "runroot"), "--tmpdir", filepath.Join(dir, "tmp"),
-		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-		// Network configuration (and CNI's lock file) in the test's
-		// directory, not /etc/cni/net.d.
-		"--network-config-dir", filepath.Join(dir, "net"))
+	pm, root := newPodman(t, s, bin, s.tempDir(t, "podman"))
 	repo := repoFor("podman")
 	t.Logf("podman %s", strings.TrimSpace(string(run(t, pm.command("version", "--format", "{{.Client.Version}}")))))
 
 	for _, r := range s.fx.matrix(normalizing) {
 		t.Run(r.name, func(t *testing.T) {
-			podmanPullAndCheck(t, pm, root, r.m, r.s.String(), s.proxy.host+"/"+repo+":"+r.tag)
+			podmanPullAndCheck(t, pm, root, r.m, r.s.String(), s.proxy.host+"/"+repo+":"+r.tag, "--tls-verify=false")
 		})
 	}
 	t.Run("by-digest-on-second-proxy", func(t *testing.T) {
@@ -90,7 +83,7 @@ func TestPodman(t *testing.T) {
 			idx := indexDigest(t, s.proxy.host, repo, g)
 			for _, m := range g.members {
 				mark := len(b.requests())
-				podmanPullAndCheck(t, pm, root, m, m.arg(), b.host+"/"+repo+"@"+idx)
+				podmanPullAndCheck(t, pm, root, m, m.arg(), b.host+"/"+repo+"@"+idx, "--tls-verify=false")
 				// The image was already stored: make sure podman did ask
 				// proxy B for the index and the member's manifest.
 				got := waitFetched(b, repo, mark, m)
@@ -103,11 +96,25 @@ func TestPodman(t *testing.T) {
 	})
 }
 
-// podmanPullAndCheck pulls ref for platform p (a spelling of m's) and
-// checks the image podman stored.
-func podmanPullAndCheck(t *testing.T, pm *containersTool, root string, m *member, p, ref string) {
+// newPodman is podman (root, vfs) with all its state in dir; root is its
+// storage.
+func newPodman(t *testing.T, s *suite, bin, dir string) (pm *containersTool, root string) {
 	t.Helper()
-	id := strings.TrimSpace(string(run(t, pm.command("pull", "-q", "--tls-verify=false", "--platform", p, ref))))
+	root = filepath.Join(dir, "root")
+	return newContainersTool(t, s, bin, dir,
+		"--root", root, "--runroot", filepath.Join(dir, "runroot"), "--tmpdir", filepath.Join(dir, "tmp"),
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+		// Network configuration (and CNI's lock file) in the test's
+		// directory, not /etc/cni/net.d.
+		"--network-config-dir", filepath.Join(dir, "net")), root
+}
+
+// podmanPullAndCheck pulls ref for platform p (a spelling of m's), with
+// pullFlags (--tls-verify=false, --cert-dir), and checks the image podman
+// stored.
+func podmanPullAndCheck(t *testing.T, pm *containersTool, root string, m *member, p, ref string, pullFlags ...string) {
+	t.Helper()
+	id := strings.TrimSpace(string(run(t, pm.command(append(append([]string{"pull", "-q"}, pullFlags...), "--platform", p, ref)...))))
 	checkConfigDigest(t, m, "podman pull (image ID)", id)
 	checkDigest(t, m, "podman's stored manifest", podmanManifestDigest(t, root, id))
 
