@@ -142,4 +142,3 @@ func podmanTLS(t *testing.T, s *suite, px *tlsProxy, bin, dir string) func(*test
 		podmanPullAndCheck(t, pm, root, m, m.arg(), ref, "--cert-dir", px.certDir)
 	}
 }
-
