@@ -192,6 +192,10 @@ func serveAll(ctx context.Context, cfg *config.Config, servers []*server, log *s
 			Handler:           s.handler,
 			ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 			IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+			// The server's own messages (refused TLS handshakes, a
+			// handler's panic) in the structured log, not plain lines
+			// between its JSON ones.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			// No ReadTimeout or WriteTimeout: uploads and blob downloads
 			// take as long as they take; the proxy ends only those that
 			// stop moving (server.progressTimeout).
