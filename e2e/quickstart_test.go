@@ -93,29 +93,14 @@ func TestQuickstart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The go command of the test, with its caches (the suite built the
-	// proxy already, so every module is there: nothing is downloaded).
-	goEnv := strings.Fields(string(run(t, command{bin: "go", args: []string{"env", "GOCACHE", "GOMODCACHE", "GOPATH"}})))
-	if len(goEnv) != 3 {
-		t.Fatalf("go env GOCACHE GOMODCACHE GOPATH: %q", goEnv)
-	}
-	extra := []string{"GOCACHE=" + goEnv[0], "GOMODCACHE=" + goEnv[1], "GOPATH=" + goEnv[2], "GOPROXY=off",
-		"QUICKSTART_LOG=" + logDir, "QUICKSTART_CRANE=" + crane}
+	extra := append(goCacheEnv(t), "QUICKSTART_LOG="+logDir, "QUICKSTART_CRANE="+crane)
 
 	var dk *dockerDaemon
 	if why := dockerUnavailable(); why != "" {
 		if inCI() {
 			t.Fatalf("the quickstart pulls with docker, but %s (CI=true: a missing client is a failure, not a skip)", why)
 		}
-		var kept []string
-		for _, l := range strings.Split(block, "\n") {
-			if strings.HasPrefix(strings.TrimSpace(l), "docker ") {
-				t.Logf("skipping quickstart line (%s): %s", why, l)
-				continue
-			}
-			kept = append(kept, l)
-		}
-		block = strings.Join(kept, "\n")
+		block = dropLines(t, block, "docker ", why)
 	} else {
 		dk = startDocker(t, s)
 		extra = append(extra, "DOCKER_HOST=unix://"+dk.sock, envOf(dk.env, "DOCKER_CONFIG"))
@@ -126,7 +111,7 @@ func TestQuickstart(t *testing.T) {
 	if err := os.WriteFile(script, []byte("set -euxo pipefail\n"+block+quickstartEnd), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, err := runQuickstart(t, clone, env, script)
+	stdout, stderr, err := runScript(t, clone, env, "bash", script)
 	t.Logf("quickstart stdout:\n%s", stdout)
 	if err != nil {
 		t.Fatalf("the README quickstart failed: %v\nstderr (bash -x trace and the proxy's log):\n%s", err, lastLines(string(stderr), 60))
@@ -186,20 +171,26 @@ func TestQuickstart(t *testing.T) {
 
 // quickstartBlock returns the first ```sh block under "## Quickstart".
 func quickstartBlock(readme string) (string, error) {
-	_, sec, ok := strings.Cut(readme, "\n## Quickstart\n")
+	return shBlock(readme, "README.md", "Quickstart")
+}
+
+// shBlock returns the first ```sh block under the "## <section>" heading
+// of doc (the Markdown file file).
+func shBlock(doc, file, section string) (string, error) {
+	_, sec, ok := strings.Cut(doc, "\n## "+section+"\n")
 	if !ok {
-		return "", errors.New(`README.md has no "## Quickstart" section`)
+		return "", fmt.Errorf("%s has no %q section", file, "## "+section)
 	}
 	if i := strings.Index(sec, "\n## "); i >= 0 {
 		sec = sec[:i]
 	}
 	_, body, ok := strings.Cut(sec, "```sh\n")
 	if !ok {
-		return "", errors.New("README.md: no ```sh block under ## Quickstart")
+		return "", fmt.Errorf("%s: no ```sh block under ## %s", file, section)
 	}
 	body, _, ok = strings.Cut(body, "```")
 	if !ok {
-		return "", errors.New("README.md: the quickstart's ```sh block is not closed")
+		return "", fmt.Errorf("%s: the ```sh block under ## %s is not closed", file, section)
 	}
 	return body, nil
 }
@@ -254,15 +245,28 @@ func copyFile(src, dst string, perm os.FileMode) error {
 	return out.Close()
 }
 
-// runQuickstart runs the script with bash in dir, in a process group of
-// its own, for at most 10 minutes (a cold build cache cross-compiles the
-// standard library three times). The group is killed by its id when the
-// script ends or times out, so nothing it started outlives the test.
-func runQuickstart(t *testing.T, dir string, env []string, script string) ([]byte, []byte, error) {
+// goCacheEnv is the environment that gives a script the go command of the
+// test with its caches (the suite built the proxy already, so every module
+// is there: nothing is downloaded).
+func goCacheEnv(t *testing.T) []string {
+	t.Helper()
+	goEnv := strings.Fields(string(run(t, command{bin: "go", args: []string{"env", "GOCACHE", "GOMODCACHE", "GOPATH"}})))
+	if len(goEnv) != 3 {
+		t.Fatalf("go env GOCACHE GOMODCACHE GOPATH: %q", goEnv)
+	}
+	return []string{"GOCACHE=" + goEnv[0], "GOMODCACHE=" + goEnv[1], "GOPATH=" + goEnv[2], "GOPROXY=off"}
+}
+
+// runScript runs `name args...` (bash and a script) in dir, in a process
+// group of its own, for at most 10 minutes (a cold build cache
+// cross-compiles the standard library three times). The group is killed
+// by its id when the script ends or times out, so nothing it started
+// outlives the test.
+func runScript(t *testing.T, dir string, env []string, name string, args ...string) ([]byte, []byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
