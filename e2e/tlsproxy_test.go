@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,16 +90,7 @@ func (px *tlsProxy) get(t *testing.T, method, path string, accept ...string) (*h
 	for _, a := range accept {
 		req.Header.Add("Accept", a)
 	}
-	resp, err := px.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return regtest.DoWith(t, px.client, req)
 }
 
 // indexDigest HEADs repo:tag (with query, such as ?ns=...) the way

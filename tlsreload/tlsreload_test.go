@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,19 @@ import (
 	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/tlsreload"
 )
+
+// start serves with a Reloader of o that checks the files every 10 ms and
+// logs to the returned log.
+func start(t *testing.T, o tlsreload.Options) (*tlsreload.Reloader, string, *regtest.Log) {
+	t.Helper()
+	logs := &regtest.Log{}
+	o.Interval, o.Logger = 10*time.Millisecond, logs.Logger()
+	r, err := tlsreload.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, serve(t, r), logs
+}
 
 // serve serves "ok" over TLS with r's configuration on a loopback port
 // until the test ends, as `proxy serve` does (http.Server.ServeTLS).
@@ -129,13 +141,7 @@ func TestRotation(t *testing.T) {
 	ca := regtest.NewCA(t)
 	dir := t.TempDir()
 	certPath, keyPath, first := ca.Issue(t, dir, "tls", "127.0.0.1")
-	var logs syncBuffer
-	r, err := tlsreload.New(tlsreload.Options{Certificate: certPath, Key: keyPath, Interval: 10 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, r)
+	r, addr, logs := start(t, tlsreload.Options{Certificate: certPath, Key: keyPath})
 	old := &http.Client{Transport: ca.Transport()}
 	get := func(c *http.Client) *http.Response {
 		t.Helper()
@@ -179,13 +185,7 @@ func TestHalfWrittenPair(t *testing.T) {
 	ca := regtest.NewCA(t)
 	dir, next := t.TempDir(), t.TempDir()
 	certPath, keyPath, first := ca.Issue(t, dir, "tls", "127.0.0.1")
-	var logs syncBuffer
-	r, err := tlsreload.New(tlsreload.Options{Certificate: certPath, Key: keyPath, Interval: 10 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, r)
+	_, addr, logs := start(t, tlsreload.Options{Certificate: certPath, Key: keyPath})
 	newCert, newKey, second := ca.Issue(t, next, "tls", "127.0.0.1")
 	copyFile(t, newCert, certPath) // the certificate only
 	for range 10 {
@@ -236,11 +236,7 @@ func TestSecretVolumeSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := tlsreload.New(tlsreload.Options{Certificate: filepath.Join(vol, "tls.crt"), Key: filepath.Join(vol, "tls.key"), Interval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, r)
+	_, addr, _ := start(t, tlsreload.Options{Certificate: filepath.Join(vol, "tls.crt"), Key: filepath.Join(vol, "tls.key")})
 	waitServed(t, addr, ca, first)
 	waitServed(t, addr, ca, version("..2025_02_01_v2"))
 }
@@ -254,11 +250,7 @@ func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	certPath, keyPath, _ := ca.Issue(t, dir, "server", "127.0.0.1")
 	cas := ca.WriteCert(t, filepath.Join(dir, "clients.pem"))
-	r, err := tlsreload.New(tlsreload.Options{Certificate: certPath, Key: keyPath, ClientCAs: cas, Interval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, r)
+	_, addr, _ := start(t, tlsreload.Options{Certificate: certPath, Key: keyPath, ClientCAs: cas})
 	client := func(ca *regtest.CA, name string) *tls.Config {
 		c, k, _ := ca.Issue(t, dir, name, name)
 		pair, err := tls.LoadX509KeyPair(c, k)

@@ -41,12 +41,12 @@ func runServe(t *testing.T, args ...string) string {
 // serveWith runs `proxy serve args...` until the test ends and waits until
 // GET <scheme><addr>/v2/ with client answers 200; it returns the address
 // and the command's log.
-func serveWith(t *testing.T, scheme string, client *http.Client, args ...string) (string, *syncBuffer) {
+func serveWith(t *testing.T, scheme string, client *http.Client, args ...string) (string, *regtest.Log) {
 	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRoot()
-	logs := &syncBuffer{}
+	logs := &regtest.Log{}
 	root.SetErr(logs)
 	root.SetArgs(append([]string{"serve", "--listen", addr}, args...))
 	done := make(chan error, 1)
@@ -79,25 +79,6 @@ func serveWith(t *testing.T, scheme string, client *http.Client, args ...string)
 	}
 	t.Fatalf("serve never answered /v2/\n%s", logs.String())
 	return "", nil
-}
-
-// syncBuffer is the log of a serve command, written by its goroutines
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestServeEmbedded: `proxy serve` with no upstream is a working

@@ -9,7 +9,8 @@
 //   - [PlatformImage] and [BuildxIndex]: small random images for a
 //     platform, and the index buildx pushes for one.
 //   - [StartProxy]: a manifold proxy served until the test ends.
-//   - [Get] and [Do]: one plain HTTP request, body read and closed.
+//   - [Get], [Do] and [DoWith]: one HTTP request, body read and closed.
+//   - [Log]: a log that servers write while the test reads it.
 //   - [Htpasswd]: an htpasswd file for auth tests.
 //   - [NewCA]: a certificate authority made in the test, which issues
 //     server and client certificates for TLS tests.

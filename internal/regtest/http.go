@@ -33,7 +33,13 @@ func Get(t testing.TB, method, url string, accept ...string) (*http.Response, []
 // body, read to the end and closed.
 func Do(t testing.TB, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	return DoWith(t, http.DefaultClient, req)
+}
+
+// DoWith is Do with client c (one that trusts a test's CA, say).
+func DoWith(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
