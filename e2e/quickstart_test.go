@@ -117,7 +117,12 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("the README quickstart failed: %v\nstderr (bash -x trace and the proxy's log):\n%s", err, lastLines(string(stderr), 60))
 	}
 
-	// What the commands printed.
+	checkQuickstart(t, stdout, logDir, dk)
+}
+
+// checkQuickstart checks what the quickstart's commands printed.
+func checkQuickstart(t *testing.T, stdout []byte, logDir string, dk *dockerDaemon) {
+	t.Helper()
 	idxBytes := craneOutput(t, logDir, "manifest", quickstartAddr+"/demo/hello:1.0")
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(idxBytes, &idx); err != nil {
