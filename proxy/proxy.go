@@ -102,12 +102,12 @@ type Options struct {
 type Proxy struct {
 	o       Options
 	ups     []*up
+	mirrors mirrors // registry → upstream, for mirror requests
 	router  *mux.Router
 	log     *slog.Logger
 	metrics *metrics
 	gather  prometheus.Gatherer
 	follow  bool
-	mirrors mirrors
 }
 
 type up struct {
