@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/manifold-proxy/manifold/internal/regtest"
 	"github.com/manifold-proxy/manifold/store"
 )
 
@@ -62,4 +65,35 @@ func TestDriverAndTiered(t *testing.T) {
 
 func key(s string) store.Key {
 	return store.Key{Registry: "r", Repository: "app", Digest: v1.Hash{Algorithm: "sha256", Hex: s}}
+}
+
+// TestS3Backend: the index store on a real S3-API server (versitygw,
+// distribution's s3 driver): what one replica put, another one reads.
+func TestS3Backend(t *testing.T) {
+	t.Parallel()
+	s3 := regtest.StartS3(t)
+	ctx := context.Background()
+	newDriver := func() *store.Driver {
+		d, err := factory.Create(ctx, "s3", s3.Parameters("/indexes"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.NewDriver(d)
+	}
+	k := store.Key{Registry: "registry.example:5000", Repository: "team/app", Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}}
+	want := store.Entry{MediaType: types.DockerManifestList, Bytes: []byte(`{"schemaVersion":2}`)}
+	if _, err := newDriver().Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("empty bucket: %v", err)
+	}
+	if err := (store.Tiered{store.NewMemory(0), newDriver()}).Put(ctx, k, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := (store.Tiered{store.NewMemory(0), newDriver()}).Get(ctx, k)
+	if err != nil || got.MediaType != want.MediaType || !bytes.Equal(got.Bytes, want.Bytes) {
+		t.Fatalf("another replica reads %+v %v", got, err)
+	}
+	s3.Stop()
+	if _, err := newDriver().Get(ctx, k); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("S3 down must be an error, not a miss: %v", err)
+	}
 }
