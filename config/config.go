@@ -45,8 +45,9 @@ type Config struct {
 	Listen Address `json:"listen"`
 	// TLS serves the proxy over HTTPS. Default: plain HTTP.
 	TLS TLS `json:"tls"`
-	// DataDir holds the embedded registry's storage, used when no upstream
-	// is configured. Default "./manifold-data" (config.DefaultDataDir).
+	// DataDir holds the embedded registry's storage when no upstream is
+	// configured, and the content cache (cache.content) when one is.
+	// Default "./manifold-data" (config.DefaultDataDir).
 	DataDir string `json:"dataDir"`
 	// ReadOnly refuses pushes and deletes. Default false.
 	ReadOnly bool `json:"readOnly"`
@@ -179,6 +180,8 @@ type Cache struct {
 	StaleIfError *Duration `json:"staleIfError"`
 	// Entries bounds each cache. Default 10000 (resolve.DefaultEntries).
 	Entries Count `json:"entries"`
+	// Content is the pull-through content cache.
+	Content Content `json:"content"`
 }
 
 // Limits bound what one request can cost the proxy and the upstream.
@@ -423,6 +426,7 @@ func (c *Config) Validate() error {
 	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
 		errs = append(errs, errors.New("redis.passwordFile: set either password or passwordFile, not both"))
 	}
+	errs = append(errs, c.Cache.Content.validate()...)
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/manifold-proxy/manifold/content"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/proxy"
@@ -63,6 +64,10 @@ func Fields() []Field {
 		{Path: "cache.staleWhileRevalidate"},
 		{Path: "cache.staleIfError", Default: Duration(DefaultStaleIfError)},
 		{Path: "cache.entries", Default: Count(resolve.DefaultEntries)},
+		{Path: "cache.content.enabled", Default: true},
+		{Path: "cache.content.maxBytes", Default: Size(content.DefaultMaxBytes)},
+		{Path: "cache.content.driver"},
+		{Path: "cache.content.parameters"},
 		{Path: "limits.maxManifestBytes", Default: Size(resolve.DefaultMaxManifestBytes)},
 		{Path: "limits.concurrency", Default: Count(resolve.DefaultConcurrency)},
 		{Path: "limits.upstreamTimeout", Default: Duration(upstream.DefaultTimeout)},

@@ -73,6 +73,7 @@ func TestKubernetesManifests(t *testing.T) {
 		path.Dir(cfg.TLS.Certificate), path.Dir(cfg.TLS.Key),
 		`"secretName":"` + kinds["Certificate"]["spec"].(map[string]any)["secretName"].(string) + `"`,
 		"/etc/manifold", "/readyz", "/healthz", `"serve"`, `"scheme":"HTTPS"`,
+		cfg.Cache.Content.Parameters["rootdirectory"].(string),
 	} {
 		if !strings.Contains(deploy, want) {
 			t.Errorf("Deployment does not mention %s", want)

@@ -52,14 +52,21 @@ func TestCrane(t *testing.T) {
 			// crane digest without --platform is a HEAD of the tag.
 			idx := string(bytes.TrimSpace(run(t, c("digest", at(s.proxy.host, ":"+g.base)))))
 			for _, m := range g.members {
-				ref := at(b.host, "@"+idx)
-				checkDigest(t, m, "crane digest --platform (proxy B, by digest)", string(run(t, c("digest", "--platform", m.arg(), ref))))
-				content, err := fileFromTar(bytes.NewReader(run(t, c("export", "--platform", m.arg(), ref, "-"))), m.file)
-				if err != nil {
-					t.Fatalf("crane export --platform %s %s: %v", m.arg(), ref, err)
-				}
-				checkContent(t, m, "crane export (proxy B, by digest)", content)
+				cranePullAndCheck(t, c, m, at(b.host, "@"+idx))
 			}
 		}
 	})
+}
+
+// cranePullAndCheck checks, with crane, m's manifest digest, config and
+// baked file as ref serves them for m's platform.
+func cranePullAndCheck(t *testing.T, c func(args ...string) command, m *member, ref string) {
+	t.Helper()
+	checkDigest(t, m, "crane digest --platform "+ref, string(run(t, c("digest", "--platform", m.arg(), ref))))
+	checkConfig(t, m, "crane config --platform "+ref, run(t, c("config", "--platform", m.arg(), ref)))
+	content, err := fileFromTar(bytes.NewReader(run(t, c("export", "--platform", m.arg(), ref, "-"))), m.file)
+	if err != nil {
+		t.Fatalf("crane export --platform %s %s: %v", m.arg(), ref, err)
+	}
+	checkContent(t, m, "crane export --platform "+ref, content)
 }

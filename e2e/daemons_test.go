@@ -18,6 +18,13 @@ type containerdDaemon struct {
 
 func startContainerd(t *testing.T, s *suite, dir string) *containerdDaemon {
 	t.Helper()
+	return startContainerdWith(t, s, dir, "")
+}
+
+// startContainerdWith starts a containerd with extra configuration
+// appended to its config.toml.
+func startContainerdWith(t *testing.T, s *suite, dir, extra string) *containerdDaemon {
+	t.Helper()
 	bin := requireTool(t, "containerd", hintContainerd)
 	ctr := requireTool(t, "ctr", hintContainerd)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -37,7 +44,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = %q
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "debug.sock"), filepath.Join(dir, "opt"))
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, d.sock+".ttrpc", filepath.Join(dir, "debug.sock"), filepath.Join(dir, "opt")) + extra
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,11 @@
 //     error; TestConformance runs the OCI distribution-spec conformance
 //     suite against the upstream alone and through the proxy and requires
 //     the proxy to pass everything the upstream passes;
+//   - TestContentCacheOutage has every client pull two platforms through a
+//     proxy in front of an upstream of its own, warm, then with that
+//     upstream down, then answering 429 to manifest requests: the content
+//     cache serves them whole, by tag and by digest, without an upstream
+//     request for what it holds;
 //   - TestQuickstart runs the README's quickstart block as written, with
 //     bash -e, in a fresh copy of the repository (its own proxy on
 //     127.0.0.1:5000, crane, and docker against a private dockerd), and

@@ -208,8 +208,14 @@ type proxyProc struct {
 // startProxy starts `proxy serve` in front of the upstream, on a free
 // loopback port, logging requests as JSON lines to its log file.
 func (s *suite) startProxy(name string) (*proxyProc, error) {
+	return s.startProxyOn(name, s.upstream.URL)
+}
+
+// startProxyOn starts `proxy serve` in front of upstreamURL with extra
+// arguments, on a free loopback port.
+func (s *suite) startProxyOn(name, upstreamURL string, extra ...string) (*proxyProc, error) {
 	return s.startProxyWith(name, func(_, host string) ([]string, error) {
-		return []string{"serve", "--listen", host, "--upstream", s.upstream.URL, "--log-level", "info"}, nil
+		return append([]string{"serve", "--listen", host, "--upstream", upstreamURL, "--log-level", "info"}, extra...), nil
 	}, func(host string) bool {
 		resp, err := http.Get("http://" + host + "/v2/")
 		if err != nil {

@@ -22,9 +22,7 @@ func TestRegctl(t *testing.T) {
 	dir := s.tempDir(t, "regctl")
 	env := s.env("REGCTL_CONFIG=" + filepath.Join(dir, "config.json"))
 	repo := repoFor("regctl")
-	rc := func(args ...string) command {
-		return command{bin: bin, args: append([]string{"--host", "reg=" + s.proxy.host + ",tls=disabled"}, args...), env: env}
-	}
+	rc := regctlFor(bin, env, s.proxy.host)
 	t.Logf("regctl %s", bytes.TrimSpace(run(t, rc("version", "--format", "{{.VCSTag}}"))))
 
 	for _, g := range s.fx.groups {
@@ -43,4 +41,21 @@ func TestRegctl(t *testing.T) {
 			checkContent(t, m, "regctl image get-file --platform "+p, string(run(t, rc("image", "get-file", "--platform", p, ref, "/"+m.file))))
 		})
 	}
+}
+
+// regctlFor runs regctl with host marked plain HTTP.
+func regctlFor(bin string, env []string, host string) func(args ...string) command {
+	return func(args ...string) command {
+		return command{bin: bin, args: append([]string{"--host", "reg=" + host + ",tls=disabled"}, args...), env: env}
+	}
+}
+
+// regctlPullAndCheck checks, with regctl, m's digest, manifest, config and
+// baked file (read from the layers) as ref serves them.
+func regctlPullAndCheck(t *testing.T, rc func(args ...string) command, m *member, ref string) {
+	t.Helper()
+	checkDigest(t, m, "regctl image digest --platform "+ref, string(run(t, rc("image", "digest", "--platform", m.arg(), ref))))
+	checkManifest(t, m, "regctl manifest get --platform "+ref, run(t, rc("manifest", "get", "--platform", m.arg(), "--format", "raw-body", ref)))
+	checkConfig(t, m, "regctl image config --platform "+ref, run(t, rc("image", "config", "--platform", m.arg(), "--format", "raw-body", ref)))
+	checkContent(t, m, "regctl image get-file --platform "+ref, string(run(t, rc("image", "get-file", "--platform", m.arg(), ref, "/"+m.file))))
 }

@@ -78,3 +78,37 @@ func TestSkopeo(t *testing.T) {
 		})
 	}
 }
+
+// skopeoPullAndCheck checks, with skopeo selecting m's platform with
+// --override-*, m's config as ref serves it, and copies it to a fresh dir:
+// manifest, config and the baked file from the layer.
+func skopeoPullAndCheck(t *testing.T, sk *containersTool, dir string, m *member, ref string) {
+	t.Helper()
+	override := []string{"--override-os", m.want.OS, "--override-arch", m.want.Architecture}
+	if m.want.Variant != "" {
+		override = append(override, "--override-variant", m.want.Variant)
+	}
+	sub := func(args ...string) command { return sk.command(append(append([]string{}, override...), args...)...) }
+	checkConfig(t, m, "skopeo inspect --config --raw "+ref, run(t, sub("inspect", "--config", "--raw", "--tls-verify=false", ref)))
+
+	out, err := os.MkdirTemp(dir, "one-"+m.group.name+"-"+m.slug()+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, sub("copy", "-q", "--src-tls-verify=false", ref, "dir:"+out))
+	got, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkManifest(t, m, "skopeo copy --override-* "+ref, got)
+	cfg, err := os.ReadFile(filepath.Join(out, m.configDigest.Hex))
+	if err != nil {
+		t.Fatalf("skopeo copy: config blob: %v", err)
+	}
+	checkConfig(t, m, "skopeo copy: config blob", cfg)
+	content, err := fileFromLayerFile(filepath.Join(out, m.layer.Hex), m.file)
+	if err != nil {
+		t.Fatalf("skopeo copy: layer: %v", err)
+	}
+	checkContent(t, m, "skopeo copy: layer", content)
+}

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/mux"
 
+	"github.com/manifold-proxy/manifold/content"
 	"github.com/manifold-proxy/manifold/upstream"
 )
 
@@ -48,8 +49,9 @@ func isDigits(s string) bool {
 }
 
 // getBlob serves GET and HEAD /v2/<name>/blobs/<digest> (distribution spec
-// "Pulling blobs"), streamed from upstream without buffering; Range
-// requests get upstream's 206.
+// "Pulling blobs"): from the content cache when there is one (see
+// blobFromContent), else streamed from upstream without buffering; Range
+// requests get a 206 either way.
 func (p *Proxy) getBlob(w http.ResponseWriter, r *http.Request, t target) error {
 	d, err := parseDigest(mux.Vars(r)["digest"])
 	if err != nil {
@@ -58,10 +60,15 @@ func (p *Proxy) getBlob(w http.ResponseWriter, r *http.Request, t target) error 
 	if rg := r.Header.Get("Range"); rg != "" && !validRange(rg) {
 		return apiErr(errcode.ErrorCodeRangeInvalid, "invalid Range %q: want bytes=<start>-[<end>]", rg)
 	}
-	return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/blobs/" + d.String(), scopes: []string{upstream.Scope(t.repo, "pull")}})
+	pull := forwardOpts{path: "/v2/" + t.repo + "/blobs/" + d.String(), scopes: []string{upstream.Scope(t.repo, "pull")}}
+	if p.o.Content != nil {
+		return p.blobFromContent(w, r, t, d, pull)
+	}
+	return p.forward(w, r, t, pull)
 }
 
-// deleteBlob passes DELETE /v2/<name>/blobs/<digest> through.
+// deleteBlob passes DELETE /v2/<name>/blobs/<digest> through and drops the
+// digest from the content cache.
 func (p *Proxy) deleteBlob(w http.ResponseWriter, r *http.Request, t target) error {
 	if p.o.ReadOnly {
 		return apiErr(errcode.ErrorCodeUnsupported, "this proxy is read-only")
@@ -70,7 +77,11 @@ func (p *Proxy) deleteBlob(w http.ResponseWriter, r *http.Request, t target) err
 	if err != nil {
 		return err
 	}
-	return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/blobs/" + d.String(), scopes: []string{upstream.Scope(t.repo, "delete")}})
+	return p.forward(w, r, t, forwardOpts{
+		path:      "/v2/" + t.repo + "/blobs/" + d.String(),
+		scopes:    []string{upstream.Scope(t.repo, "delete")},
+		onSuccess: func() { p.dropContent(r.Context(), t, content.Blob, d) },
+	})
 }
 
 // startUpload passes POST /v2/<name>/blobs/uploads/ through (distribution

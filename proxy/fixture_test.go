@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -62,6 +63,21 @@ func (e *env) push(repoTag string, img any) v1.Hash {
 	e.t.Helper()
 	repo, tag, _ := strings.Cut(repoTag, ":")
 	return e.reg.Push(e.t, repo, tag, img)
+}
+
+// get sends a request to the proxy with the given Accept header lines.
+func (e *env) get(method, path string, accept ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	return regtest.Get(e.t, method, e.proxy.URL+path, accept...)
+}
+
+// setFault has the upstream answer the requests f takes (nil: none).
+func (e *env) setFault(f func(http.ResponseWriter, *http.Request) bool) {
+	if f == nil {
+		e.reg.SetFault(nil)
+		return
+	}
+	e.reg.SetFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool { return f(w, r) })
 }
 
 // ociError decodes an error envelope and returns its first code.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/gorilla/mux"
 
+	"github.com/manifold-proxy/manifold/content"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/resolve"
@@ -57,8 +58,11 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 	if tag == "" {
 		return p.manifestByDigest(w, r, t, dgst, pull)
 	}
-	if _, member := p.o.Grammar.Parse(tag); member || index.IsReferrerTag(tag) {
+	if index.IsReferrerTag(tag) {
 		return p.forward(w, r, t, pull)
+	}
+	if _, member := p.o.Grammar.Parse(tag); member {
+		return p.passTag(w, r, t, tag, nil, pull)
 	}
 	g, err := t.up.resolver.Resolve(r.Context(), t.repo, tag, p.rule(t))
 	if err != nil {
@@ -72,7 +76,7 @@ func (p *Proxy) getManifest(w http.ResponseWriter, r *http.Request, t target) er
 		return &index.IncompleteError{Base: tag, Missing: g.Missing}
 	case resolve.Index:
 	default:
-		return p.forward(w, r, t, pull)
+		return p.passTag(w, r, t, tag, g.BareDescriptor, pull)
 	}
 	res := g.Result
 	accept := ParseAccept(r.Header.Values("Accept"))
@@ -96,17 +100,33 @@ func (p *Proxy) serveDefaultChild(w http.ResponseWriter, r *http.Request, t targ
 			break
 		}
 		p.metrics.served.WithLabelValues("default-platform").Inc()
-		return p.forward(w, r, t, forwardOpts{path: manifestPath(t, e.Descriptor.Digest.String()), scopes: []string{upstream.Scope(t.repo, "pull")}})
+		child := forwardOpts{path: manifestPath(t, e.Descriptor.Digest.String()), scopes: []string{upstream.Scope(t.repo, "pull")}}
+		if p.o.Content != nil {
+			if served, err := p.manifestFromContent(w, r, t, e.Descriptor.Digest, child); served {
+				return err
+			}
+		}
+		return p.forward(w, r, t, child)
 	}
 	return apiErr(errcode.ErrorCodeManifestUnknown,
 		"%s:%s is a %s; the request accepts neither it nor a %s image for %s",
 		t.name, res.Base, res.MediaType, platform.String(want), platform.String(want))
 }
 
+// passTag serves a tag that is not synthesized: from the content cache by
+// its digest when there is one (desc: the tag's descriptor, when known),
+// else passed through.
+func (p *Proxy) passTag(w http.ResponseWriter, r *http.Request, t target, tag string, desc *v1.Descriptor, pull forwardOpts) error {
+	if p.o.Content != nil {
+		return p.tagFromContent(w, r, t, tag, desc, pull)
+	}
+	return p.forward(w, r, t, pull)
+}
+
 // manifestByDigest serves a manifest by digest: a synthesized index from
-// the store, else upstream's manifest, else the index one of the
-// repository's bare tags serves (resolve.Resolver.FindIndex: a replica
-// that never served this digest).
+// the store, else upstream's manifest (from the content cache when there
+// is one), else the index one of the repository's bare tags serves
+// (resolve.Resolver.FindIndex: a replica that never served this digest).
 func (p *Proxy) manifestByDigest(w http.ResponseWriter, r *http.Request, t target, dgst v1.Hash, pull forwardOpts) error {
 	ctx := r.Context()
 	e, err := p.o.Store.Get(ctx, t.key(dgst))
@@ -116,6 +136,11 @@ func (p *Proxy) manifestByDigest(w http.ResponseWriter, r *http.Request, t targe
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		p.log.Warn("index store read failed", "error", err)
+	}
+	if p.o.Content != nil {
+		if served, err := p.manifestFromContent(w, r, t, dgst, pull); served {
+			return err
+		}
 	}
 	_, err = t.up.cache.Head(ctx, t.repo, dgst.String())
 	if err == nil || !upstream.IsNotFound(err) {
@@ -142,9 +167,15 @@ func (p *Proxy) manifestByDigest(w http.ResponseWriter, r *http.Request, t targe
 // serveBytes writes a manifest. HEAD and GET send identical headers; the
 // body is exactly the bytes that were hashed.
 func serveBytes(w http.ResponseWriter, r *http.Request, mt types.MediaType, dgst v1.Hash, b []byte) error {
+	return serveManifest(w, r, mt, dgst, int64(len(b)), b)
+}
+
+// serveManifest writes a manifest of size bytes; b may be nil for a HEAD
+// answered from a descriptor.
+func serveManifest(w http.ResponseWriter, r *http.Request, mt types.MediaType, dgst v1.Hash, size int64, b []byte) error {
 	h := w.Header()
 	h.Set("Content-Type", string(mt))
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Docker-Content-Digest", dgst.String())
 	h.Set("Etag", `"`+dgst.String()+`"`)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, dgst.String()) {
@@ -178,10 +209,16 @@ func (p *Proxy) writeManifest(w http.ResponseWriter, r *http.Request, t target) 
 	if r.Method == http.MethodDelete {
 		scope = "delete"
 	}
+	_, dgst, _ := parseReference(ref)
 	return p.forward(w, r, t, forwardOpts{
-		path:      manifestPath(t, ref),
-		scopes:    []string{upstream.Scope(t.repo, scope)},
-		onSuccess: func() { t.up.cache.Invalidate(t.repo) },
+		path:   manifestPath(t, ref),
+		scopes: []string{upstream.Scope(t.repo, scope)},
+		onSuccess: func() {
+			t.up.cache.Invalidate(t.repo)
+			if r.Method == http.MethodDelete && dgst.Hex != "" {
+				p.dropContent(r.Context(), t, content.Manifest, dgst)
+			}
+		},
 	})
 }
 

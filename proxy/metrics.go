@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/manifold-proxy/manifold/content"
 )
 
 type metrics struct {
@@ -60,6 +62,39 @@ func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// registerContent exposes the content cache's figures.
+func registerContent(reg prometheus.Registerer, c *content.Cache, s *contentStats) error {
+	var cs []prometheus.Collector
+	counter := func(name, help string, labels prometheus.Labels, v *atomic.Int64) {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(v.Load()) }))
+	}
+	gauge := func(name, help string, f func() float64) {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	for _, k := range []content.Kind{content.Blob, content.Manifest} {
+		kind := prometheus.Labels{"kind": k.String()}
+		counter("manifold_content_hits_total", "Blobs and manifests served from the content cache, by kind.", kind, &s.hits[k])
+		counter("manifold_content_misses_total", "Blobs and manifests fetched from upstream into the content cache, by kind.", kind, &s.misses[k])
+	}
+	bytesHelp := "Bytes of content served from the store (source=store) and read from upstreams into it (source=upstream)."
+	counter("manifold_content_bytes_total", bytesHelp, prometheus.Labels{"source": "store"}, &s.storeBytes)
+	counter("manifold_content_bytes_total", bytesHelp, prometheus.Labels{"source": "upstream"}, &c.Stats.UpstreamBytes)
+	counter("manifold_content_evictions_total", "Entries evicted from the content cache to stay under cache.content.maxBytes.", nil, &c.Stats.Evictions)
+	counter("manifold_content_digest_mismatches_total", "Upstream content that did not match its digest (nothing stored).", nil, &c.Stats.DigestMismatches)
+	gauge("manifold_content_fills_in_flight", "Blob fills under way (one upstream fetch each, shared by every client waiting for the blob).",
+		func() float64 { return float64(c.Stats.FillsInFlight.Load()) })
+	gauge("manifold_content_stored_bytes", "Bytes held by the content cache.", func() float64 { return float64(c.Bytes()) })
+	gauge("manifold_content_stored_entries", "Entries held by the content cache.", func() float64 { return float64(c.Len()) })
+	gauge("manifold_content_max_bytes", "The content cache's bound (cache.content.maxBytes).", func() float64 { return float64(c.MaxBytes()) })
+	for _, col := range cs {
+		if err := reg.Register(col); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Metrics serves the proxy's Prometheus metrics when it has its own

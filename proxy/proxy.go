@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/manifold-proxy/manifold/content"
 	"github.com/manifold-proxy/manifold/index"
 	"github.com/manifold-proxy/manifold/platform"
 	"github.com/manifold-proxy/manifold/resolve"
@@ -75,6 +78,11 @@ type Options struct {
 	// Store keeps synthesized indexes by digest. Default: in memory,
 	// store.DefaultMemoryBytes.
 	Store store.Store
+	// Content, when set, keeps immutable content (blobs, manifests by
+	// digest) as it is served and serves it from there, so that what was
+	// pulled keeps pulling when the upstream fails. Default nil: content
+	// passes through.
+	Content *content.Cache
 	// FollowRedirects: upstream redirects of GET/HEAD (blob storage,
 	// CDNs) are followed by the proxy, which streams the content; when
 	// false they are passed to the client. Default
@@ -108,6 +116,16 @@ type Proxy struct {
 	metrics *metrics
 	gather  prometheus.Gatherer
 	follow  bool
+
+	contentStats contentStats
+	confirming   singleflight.Group // upstream confirmations under way
+}
+
+// contentStats count what the content cache served (the server counts
+// the bytes: sendfile bypasses the cache's readers).
+type contentStats struct {
+	hits, misses [2]atomic.Int64 // by content.Kind
+	storeBytes   atomic.Int64
 }
 
 type up struct {
@@ -223,6 +241,11 @@ func New(o Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.metrics = m
+	if o.Content != nil {
+		if err := registerContent(reg, o.Content, &p.contentStats); err != nil {
+			return nil, err
+		}
+	}
 	p.routes()
 	return p, nil
 }
@@ -254,6 +277,7 @@ func (p *Proxy) routes() {
 	r.Handle("/v2/"+name+"/blobs/{digest}", p.wrap("blob", p.getBlob, true)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v2/"+name+"/blobs/{digest}", p.wrap("blob-delete", p.deleteBlob, true)).Methods(http.MethodDelete)
 	r.Handle("/v2/"+name+"/referrers/{digest}", p.wrap("referrers", p.referrers, true)).Methods(http.MethodGet)
+	r.Handle("/_manifold/content/"+name, p.wrap("content-purge", p.purgeContent, true)).Methods(http.MethodDelete)
 	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
 	r.Handle("/readyz", http.HandlerFunc(p.readyz))
 	if p.gather != nil && p.o.MetricsAuth && p.o.Access != nil {
@@ -317,6 +341,11 @@ func (p *Proxy) wrap(route string, h handler, repo bool) http.Handler {
 			level = slog.LevelError
 		}
 		p.log.Log(r.Context(), level, "request", attrs...)
+		if errors.Is(err, http.ErrAbortHandler) && rec.wrote {
+			// The headers promised a body that cannot be completed: end
+			// the connection so the client sees a broken transfer.
+			panic(http.ErrAbortHandler)
+		}
 	})
 }
 
@@ -426,6 +455,34 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	s.bytes += int64(n)
 	return n, err
 }
+
+// ReadFrom keeps sendfile working through the recorder (io.Copy from an
+// *os.File to the connection), in chunks of progressChunk so that each
+// chunk gets its own write deadline, as each Write does.
+func (s *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	s.wrote = true
+	rf, ok := s.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		n, err := io.Copy(struct{ io.Writer }{s}, src)
+		return n, err
+	}
+	var total int64
+	for {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+		n, err := rf.ReadFrom(&io.LimitedReader{R: src, N: progressChunk})
+		total += n
+		s.bytes += n
+		if err != nil || n < progressChunk {
+			return total, err
+		}
+	}
+}
+
+// progressChunk is how much of a sendfile answer is written under one
+// write deadline: small enough that a client still reading slowly (a
+// quarter MiB per progress timeout) is never cut, large enough that the
+// extra sendfile calls cost nothing measurable.
+const progressChunk = 256 << 10
 
 // Flush keeps streaming working through the recorder.
 func (s *statusRecorder) Flush() {

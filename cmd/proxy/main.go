@@ -29,6 +29,6 @@ app:1.4-linux-amd64, app:1.4-linux-arm64, ... — without changing the registry.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newBuild(), newInspect(), newMigrate(), newVersion())
+	root.AddCommand(newServe(), newBuild(), newInspect(), newMigrate(), newCache(), newVersion())
 	return root
 }

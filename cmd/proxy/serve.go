@@ -96,6 +96,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	closeContent, err := openContent(ctx, cfg, &opts, log)
+	if err != nil {
+		return err
+	}
+	if closeContent != nil {
+		defer closeContent()
+	}
 	if opts.Cache.Shared != nil {
 		// go-redis logs through a logger of its own (package-level, so
 		// set here, in main): its reconnection notes go to debug; the

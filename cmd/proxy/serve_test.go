@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,10 @@ func serveWith(t *testing.T, scheme string, client *http.Client, args ...string)
 	root := newRoot()
 	logs := &regtest.Log{}
 	root.SetErr(logs)
+	if !slices.Contains(args, "--data-dir") {
+		// The content cache of a proxy with an upstream lives there.
+		args = append(args, "--data-dir", t.TempDir())
+	}
 	root.SetArgs(append([]string{"serve", "--listen", addr}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()

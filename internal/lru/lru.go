@@ -9,11 +9,12 @@ import (
 // Sized is an LRU bounded by the total cost (bytes) of its values. It is
 // safe for concurrent use.
 type Sized[K comparable, V any] struct {
-	mu      sync.Mutex
-	l       *hlru.Cache[K, sized[V]]
-	total   int64
-	max     int64
-	onEvict func(K, V)
+	mu       sync.Mutex
+	l        *hlru.Cache[K, sized[V]]
+	total    int64
+	max      int64
+	onEvict  func(K, V)
+	removing bool // Remove is under way: not an eviction
 }
 
 type sized[V any] struct {
@@ -22,13 +23,16 @@ type sized[V any] struct {
 }
 
 // New holds at most maxBytes of values. onEvict, when not nil, is called
-// (under the cache's lock) for each value evicted or removed.
+// (under the cache's lock) for each value evicted to stay under the bound;
+// not for Remove, whose caller knows what it removed (a cache of files
+// deletes an evicted file and counts the eviction, and must not count a
+// deletion it was asked for).
 func New[K comparable, V any](maxBytes int64, onEvict func(K, V)) *Sized[K, V] {
 	s := &Sized[K, V]{max: maxBytes, onEvict: onEvict}
 	// The byte bound does the work; the entry count is only a ceiling.
 	s.l, _ = hlru.NewWithEvict[K, sized[V]](1<<30, func(k K, v sized[V]) {
 		s.total -= v.cost
-		if s.onEvict != nil {
+		if s.onEvict != nil && !s.removing {
 			s.onEvict(k, v.v)
 		}
 	})
@@ -68,11 +72,20 @@ func (s *Sized[K, V]) Add(k K, v V, cost int64) bool {
 	return true
 }
 
-// Remove drops k.
+// Remove drops k (without calling onEvict).
 func (s *Sized[K, V]) Remove(k K) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removing = true
 	s.l.Remove(k)
+	s.removing = false
+}
+
+// Keys returns the keys held, from the least to the most recently used.
+func (s *Sized[K, V]) Keys() []K {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.l.Keys()
 }
 
 // Len is the number of entries held.

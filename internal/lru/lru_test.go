@@ -16,6 +16,9 @@ func TestSized(t *testing.T) {
 		t.Fatal("a missing")
 	}
 	s.Add("c", 3, 40) // over 100: b, the least recently used, goes
+	if k := s.Keys(); len(k) != 2 || k[0] != "a" || k[1] != "c" {
+		t.Errorf("keys %v, want [a c] (oldest first)", k)
+	}
 	if _, ok := s.Get("b"); ok {
 		t.Error("b kept past the bound")
 	}
@@ -29,7 +32,8 @@ func TestSized(t *testing.T) {
 		t.Error("a held key was replaced")
 	}
 	s.Remove("a")
-	if s.Len() != 1 || s.Bytes() != 40 || len(evicted) != 2 || evicted[0] != "b" || evicted[1] != "a" {
+	// Remove is not an eviction: onEvict saw only b.
+	if s.Len() != 1 || s.Bytes() != 40 || len(evicted) != 1 || evicted[0] != "b" {
 		t.Errorf("len %d, bytes %d, evicted %v", s.Len(), s.Bytes(), evicted)
 	}
 }
