@@ -63,7 +63,7 @@ func BenchmarkMigrateUnchanged(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return m.Migrate(context.Background(), r, migrate.MigrateOptions{})
+		return m.Apply(context.Background(), r, migrate.ApplyOptions{})
 	}
 	if err := run().Err(); err != nil {
 		b.Fatal(err)

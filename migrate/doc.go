@@ -3,7 +3,7 @@
 // indexes the proxy serves into the registry itself, byte for byte.
 //
 // [Migrator.Inspect] resolves every base of a repository with the proxy's own
-// [resolve.Resolver] and policies, and returns a [Report]: the matrix of
+// [resolve.Resolver] and policies, and returns a [Plan]: the matrix of
 // bases × platforms, what each bare tag holds, what the proxy serves for it,
 // the members that were left out and why, and what a migration would do.
 //

@@ -145,7 +145,7 @@ func (m *Migrator) Name() string { return m.name }
 // Inspect resolves bases (every base of the repository when none is named)
 // and reports what the proxy serves for each and what a migration would do.
 // A named base must have member tags or exist as a tag.
-func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error) {
+func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Plan, error) {
 	var tags []string
 	var err error
 	if m.o.Live != nil {
@@ -154,6 +154,9 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 		// A fresh snapshot of the tags; what is known by digest is kept.
 		m.cache.Invalidate(m.o.Repository)
 		tags, err = m.o.Client.Tags(ctx, m.o.Repository)
+	}
+	if upstream.IsNotFound(err) {
+		return nil, fmt.Errorf("%s: repository not found", m.name)
 	}
 	if err != nil {
 		return nil, m.registryError("listing tags of", err)
@@ -180,7 +183,7 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	list = slices.Compact(list)
 
 	rule := m.o.Policies.Match(m.o.PolicyName)
-	out := make([]*BaseReport, len(list))
+	out := make([]*BasePlan, len(list))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(m.o.Concurrency)
 	done := 0
@@ -198,7 +201,7 @@ func (m *Migrator) Inspect(ctx context.Context, bases ...string) (*Report, error
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	r := &Report{Repository: m.name, Policy: string(rule.Policy), Groups: make([]BaseReport, len(out)), Platforms: []string{}}
+	r := &Plan{Repository: m.name, Policy: string(rule.Policy), Groups: make([]BasePlan, len(out)), Platforms: []string{}}
 	for _, p := range rule.Require {
 		r.Require = append(r.Require, platform.String(platform.Normalize(p)))
 	}

@@ -36,7 +36,7 @@ func newMigrator(t *testing.T, reg *regtest.Registry, o migrate.Options) *migrat
 	return m
 }
 
-func inspect(t *testing.T, m *migrate.Migrator, bases ...string) *migrate.Report {
+func inspect(t *testing.T, m *migrate.Migrator, bases ...string) *migrate.Plan {
 	t.Helper()
 	r, err := m.Inspect(context.Background(), bases...)
 	if err != nil {
@@ -45,7 +45,7 @@ func inspect(t *testing.T, m *migrate.Migrator, bases ...string) *migrate.Report
 	return r
 }
 
-func group(t *testing.T, r *migrate.Report, base string) migrate.BaseReport {
+func group(t *testing.T, r *migrate.Plan, base string) migrate.BasePlan {
 	t.Helper()
 	for _, g := range r.Groups {
 		if g.Base == base {
@@ -53,10 +53,10 @@ func group(t *testing.T, r *migrate.Report, base string) migrate.BaseReport {
 		}
 	}
 	t.Fatalf("no group %q in report", base)
-	return migrate.BaseReport{}
+	return migrate.BasePlan{}
 }
 
-func member(t *testing.T, g migrate.BaseReport, tag string) migrate.MemberRow {
+func member(t *testing.T, g migrate.BasePlan, tag string) migrate.MemberRow {
 	t.Helper()
 	for _, m := range g.Members {
 		if m.Tag == tag {
@@ -294,7 +294,7 @@ func TestMigrateDryRunWritesNothing(t *testing.T) {
 	before := reg.Snapshot(t, repo)
 	reg.Reset()
 	m := newMigrator(t, reg, migrate.Options{})
-	s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{DryRun: true, Prune: true, Force: true})
+	s := m.Apply(context.Background(), inspect(t, m), migrate.ApplyOptions{DryRun: true, Prune: true, Force: true})
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestMigrateMatchesProxy(t *testing.T) {
 	}
 
 	m := newMigrator(t, reg, migrate.Options{})
-	s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{})
+	s := m.Apply(context.Background(), inspect(t, m), migrate.ApplyOptions{})
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestMigrateMatchesProxy(t *testing.T) {
 	// to do.
 	before := reg.Snapshot(t, repo)
 	reg.Reset()
-	s = m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{})
+	s = m.Apply(context.Background(), inspect(t, m), migrate.ApplyOptions{})
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestMigratePolicies(t *testing.T) {
 			m := newMigrator(t, reg, migrate.Options{Policies: rules})
 			r := inspect(t, m, "legacy")
 			g := r.Groups[0]
-			s := m.Migrate(context.Background(), r, migrate.MigrateOptions{})
+			s := m.Apply(context.Background(), r, migrate.ApplyOptions{})
 			if err := s.Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -460,7 +460,7 @@ func TestMigrateConflict(t *testing.T) {
 		t.Errorf("reason %q", g.Migrate.Reason)
 	}
 	reg.Reset()
-	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{Prune: true})
+	s := m.Apply(context.Background(), r, migrate.ApplyOptions{Prune: true})
 	if o := s.Outcomes[0]; s.Err() != nil || o.Action != migrate.Conflict || o.Written || len(o.Pruned) > 0 {
 		t.Errorf("unforced conflict: %+v", o)
 	}
@@ -468,7 +468,7 @@ func TestMigrateConflict(t *testing.T) {
 		t.Fatal("an unforced conflict wrote something")
 	}
 
-	s = m.Migrate(context.Background(), r, migrate.MigrateOptions{Force: true})
+	s = m.Apply(context.Background(), r, migrate.ApplyOptions{Force: true})
 	o := s.Outcomes[0]
 	if s.Err() != nil || o.Action != migrate.Update || !o.Forced || !o.Written || !o.Verified || o.Digest != g.Migrate.Digest {
 		t.Fatalf("forced: %+v", o)
@@ -496,7 +496,7 @@ func TestMigrateConflict(t *testing.T) {
 	}
 
 	m = newMigrator(t, reg, migrate.Options{})
-	if s := m.Migrate(context.Background(), inspect(t, m), migrate.MigrateOptions{}); s.Outcomes[0].Action != migrate.Unchanged {
+	if s := m.Apply(context.Background(), inspect(t, m), migrate.ApplyOptions{}); s.Outcomes[0].Action != migrate.Unchanged {
 		t.Errorf("after force: %+v", s.Outcomes[0])
 	}
 }
@@ -565,7 +565,7 @@ func TestMigrateRequire(t *testing.T) {
 	if want := []string{"linux/amd64", "linux/arm64/v8"}; !slices.Equal(r.Require, want) {
 		t.Errorf("require %q", r.Require)
 	}
-	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{})
+	s := m.Apply(context.Background(), r, migrate.ApplyOptions{})
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -624,7 +624,7 @@ func TestThroughProxy(t *testing.T) {
 			t.Errorf("%s: through the proxy %+v, direct %+v", g.Base, g, d)
 		}
 	}
-	s := through.Migrate(context.Background(), viaProxy, migrate.MigrateOptions{})
+	s := through.Apply(context.Background(), viaProxy, migrate.ApplyOptions{})
 	if s.Err() != nil {
 		t.Fatal(s.Err())
 	}
@@ -643,7 +643,7 @@ func TestMigrateNewMemberAfterMigration(t *testing.T) {
 	reg := regtest.NewRegistry(t)
 	l := migratetest.SeedLegacy(t, reg, repo)
 	m := newMigrator(t, reg, migrate.Options{})
-	if s := m.Migrate(context.Background(), inspect(t, m, "legacy"), migrate.MigrateOptions{}); s.Err() != nil || s.Outcomes[0].Action != migrate.Update {
+	if s := m.Apply(context.Background(), inspect(t, m, "legacy"), migrate.ApplyOptions{}); s.Err() != nil || s.Outcomes[0].Action != migrate.Update {
 		t.Fatalf("first run: %+v", s.Outcomes)
 	}
 	s390x := reg.Push(t, repo, "legacy-linux-s390x", regtest.PlatformImage(t, "linux/s390x", false)).String()
@@ -656,7 +656,7 @@ func TestMigrateNewMemberAfterMigration(t *testing.T) {
 	if len(g.Migrate.Notes) != 1 || !strings.Contains(g.Migrate.Notes[0], l.Digests["legacy"]+" (linux/amd64)") {
 		t.Errorf("notes %q", g.Migrate.Notes)
 	}
-	s := m.Migrate(context.Background(), r, migrate.MigrateOptions{Force: true})
+	s := m.Apply(context.Background(), r, migrate.ApplyOptions{Force: true})
 	if o := s.Outcomes[0]; s.Err() != nil || !o.Forced || !o.Written {
 		t.Fatalf("forced: %+v", o)
 	}

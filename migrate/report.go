@@ -8,162 +8,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Report is what `proxy inspect` shows: one BaseReport per base. Its JSON
-// encoding is the --json output; fields are only ever added.
-type Report struct {
-	// Repository is registry/path.
-	Repository string `json:"repository"`
-	// Policy is the bare-tag policy that applies to the repository.
-	Policy string `json:"policy"`
-	// Platforms are the matrix columns: every member platform, and the
-	// expected ones.
-	Platforms []string `json:"platforms"`
-	// Require are the platforms the policy requires before the proxy
-	// serves an index (partial sets).
-	Require []string `json:"require,omitempty"`
-	// Expect is the --expect set, normalized.
-	Expect []string     `json:"expect,omitempty"`
-	Groups []BaseReport `json:"groups"`
-}
-
-// State of a bare tag, as inspect names it.
-const (
-	StateAbsent         = "absent"
-	StateSinglePlatform = "single-platform"
-	StateRealIndex      = "real index"
-	StateWouldChange    = "would change"
-)
-
-// BaseReport is one base of a Report: its bare tag, its members, what the
-// proxy serves for it and what migrate would do.
-type BaseReport struct {
-	Base string `json:"base"`
-	// Bare is what the bare tag holds in the registry: absent, image or
-	// index; BareDigest is its digest.
-	Bare       string `json:"bare"`
-	BareDigest string `json:"bareDigest,omitempty"`
-	// State is absent, single-platform, real index or would change: the
-	// bare tag is a single-platform image the proxy replaces with an
-	// index, or a real index other than what migrate would write.
-	State string `json:"state"`
-	// Policy is the bare-tag policy in force.
-	Policy string `json:"policy"`
-	// Serves is what a client of the proxy gets for the bare tag: "index"
-	// (synthesized), "upstream" (the registry's own manifest passes
-	// through) or "nothing" (404).
-	Serves string `json:"serves"`
-	// Index is the index the proxy serves for the base: its digest is the
-	// one clients of the proxy see. Null when it serves no index.
-	Index *ServedIndex `json:"index"`
-	// Members are the member tags (and, under merge, the bare tag's own
-	// image), in tag order after the bare tag.
-	Members []MemberRow `json:"members"`
-	// Missing are --expect platforms no listed member provides;
-	// Incomplete the platforms the policy requires that none provides (the
-	// proxy then serves no index).
-	Missing    []string `json:"missing,omitempty"`
-	Incomplete []string `json:"incomplete,omitempty"`
-	// Problems, one line each: members left out and why, duplicate
-	// platforms, member indexes, missing platforms.
-	Problems []string `json:"problems,omitempty"`
-	// Migrate is what `proxy migrate` would do with this base.
-	Migrate Plan `json:"migrate"`
-
-	// planned is written (create/update) or found (unchanged); forced is
-	// what --force writes over a conflicting index.
-	planned, forced *target
-	// digests of the member tags as inspected.
-	digests map[string]v1.Hash
-	// suffixTags are the member tags (never the bare tag).
-	suffixTags []string
-	// memberIndex marks member tags that are indexes; why keeps the
-	// problem of members left out.
-	memberIndex map[string]bool
-	why         map[string]string
-}
-
-// ServedIndex is the index the proxy serves for a base.
-type ServedIndex struct {
-	MediaType string `json:"mediaType"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	// Synthesized is true when the proxy makes the index from the members,
-	// false when it passes the registry's own index through.
-	Synthesized bool `json:"synthesized"`
-}
-
-// MemberRow is one member tag of a BaseReport.
-type MemberRow struct {
-	Tag string `json:"tag"`
-	// Platform is what the tag says (for the bare tag: its config).
-	Platform string `json:"platform"`
-	// Digest and MediaType are what the tag points at.
-	Digest    string `json:"digest"`
-	MediaType string `json:"mediaType,omitempty"`
-	// Included: the member is listed in the index; when false, Problem
-	// says why.
-	Included bool   `json:"included"`
-	Problem  string `json:"problem"`
-	// Note is a finding about an included member (a flattened index,
-	// one of its images left out).
-	Note string `json:"note,omitempty"`
-	// Bare marks the bare tag's own image, listed under the merge policy.
-	Bare bool `json:"bare,omitempty"`
-}
-
-// Step is what migrate does with a base's bare tag: write it (create,
-// update) or leave it (unchanged, conflict, skip).
-type Step string
-
-const (
-	// Create writes the index under an absent bare tag.
-	Create Step = "create"
-	// Update replaces a single-platform bare tag (merge, override) with
-	// the index, or a conflicting index when forced.
-	Update Step = "update"
-	// Unchanged: the bare tag already holds the index.
-	Unchanged Step = "unchanged"
-	// Conflict: the bare tag holds a different real index; skipped unless
-	// forced.
-	Conflict Step = "conflict"
-	// Skip: the proxy serves the registry's own tag, or has nothing to
-	// serve.
-	Skip Step = "skip"
-)
-
-// Plan is what migrate would do with one base.
-type Plan struct {
-	Action Step `json:"action"`
-	// Reason says why, for unchanged, conflict and skip.
-	Reason string `json:"reason,omitempty"`
-	// Digest and MediaType of the index written (create, update), found
-	// (unchanged) or that --force would write (conflict).
-	Digest    string `json:"digest,omitempty"`
-	MediaType string `json:"mediaType,omitempty"`
-	// Notes are consequences worth knowing (a former bare image that is no
-	// longer tagged afterwards).
-	Notes []string `json:"notes,omitempty"`
-	// Prune are the member tags that --prune-suffixed would untag: those
-	// whose manifest the index lists. Keep are the others, with why.
-	Prune []string `json:"prune,omitempty"`
-	Keep  []string `json:"keep,omitempty"`
-}
-
-// target is an index that the bare tag holds or will hold.
-type target struct {
-	bytes     []byte
-	mediaType types.MediaType
-	digest    v1.Hash
-	// refs are the manifests it lists.
-	refs map[v1.Hash]bool
-}
-
 // WriteJSON writes the report as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
+func (r *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -181,7 +30,7 @@ func short(d string) string {
 }
 
 // columns are the member platforms of every group and the expected ones.
-func columns(r *Report) []string {
+func columns(r *Plan) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(p string) {
@@ -218,7 +67,7 @@ const (
 // WriteTable writes the human report: the matrix of bases × platforms with
 // short digests, the state of each bare tag, what the proxy serves, what
 // migrate would do, then the problems.
-func (r *Report) WriteTable(w io.Writer) error {
+func (r *Plan) WriteTable(w io.Writer) error {
 	req := ""
 	if len(r.Require) > 0 {
 		req = ", requires " + strings.Join(r.Require, ", ")
@@ -230,7 +79,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	used := map[string]bool{}
 	for _, g := range r.Groups {
-		row := []string{g.Base, g.State, serves(g), string(g.Migrate.Action)}
+		row := []string{g.Base, string(g.State), serves(g), string(g.Migrate.Action)}
 		for _, p := range r.Platforms {
 			row = append(row, cell(g, p, used))
 		}
@@ -283,7 +132,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
-func (r *Report) memberTags() int {
+func (r *Plan) memberTags() int {
 	n := 0
 	for _, g := range r.Groups {
 		for _, m := range g.Members {
@@ -295,9 +144,9 @@ func (r *Report) memberTags() int {
 	return n
 }
 
-func serves(g BaseReport) string {
+func serves(g BasePlan) string {
 	switch {
-	case g.Index == nil && g.Serves == "upstream":
+	case g.Index == nil && g.Serves == ServesUpstream:
 		return "upstream image"
 	case g.Index == nil:
 		return "404"
@@ -309,7 +158,7 @@ func serves(g BaseReport) string {
 
 // cell is the short digest of the member for platform p: the listed one
 // when there is one, with markers.
-func cell(g BaseReport, p string, used map[string]bool) string {
+func cell(g BasePlan, p string, used map[string]bool) string {
 	var ms []MemberRow
 	for _, m := range g.Members {
 		if m.Platform == p {

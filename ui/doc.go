@@ -11,9 +11,9 @@
 // exact index JSON and the lines to paste per platform.
 //
 // The page and `proxy inspect --json` are made by the same code: the data
-// is migrate.Inspect's Report, computed through the proxy's own cache and
+// is migrate.Inspect's Plan, computed through the proxy's own cache and
 // resolver (migrate.Options.Live), so what the page says is what the proxy
-// serves; /ui/api/... returns that Report as JSON. The page is
+// serves; /ui/api/... returns that Plan as JSON. The page is
 // server-rendered (html/template: tag names and annotations are
 // attacker-controlled text, escaped as such), works with JavaScript off,
 // uses the registry API's authentication and read rules, and writes

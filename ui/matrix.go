@@ -24,7 +24,7 @@ type cell struct {
 
 // repoPage lays the report out as the matrix: a row per bare tag, a column
 // per platform in index order.
-func repoPage(r *http.Request, rv proxy.RepoView, rep *migrate.Report, pg pager) any {
+func repoPage(r *http.Request, rv proxy.RepoView, rep *migrate.Plan, pg pager) any {
 	platforms := platformOrder(rep.Platforms)
 	col := map[string]int{}
 	for i, p := range platforms {
@@ -33,7 +33,7 @@ func repoPage(r *http.Request, rv proxy.RepoView, rep *migrate.Report, pg pager)
 	var rows []row
 	var problems []string
 	for _, g := range rep.Groups {
-		rw := row{Base: g.Base, URL: tagURL(rv.Name, g.Base), Bare: bareState(g), Serves: g.Serves, Index: g.Index,
+		rw := row{Base: g.Base, URL: tagURL(rv.Name, g.Base), Bare: bareState(g), Serves: string(g.Serves), Index: g.Index,
 			Incomplete: g.Incomplete, Cells: make([]cell, len(platforms))}
 		for _, m := range g.Members {
 			i, ok := col[m.Platform]
@@ -53,7 +53,7 @@ func repoPage(r *http.Request, rv proxy.RepoView, rep *migrate.Report, pg pager)
 	return struct {
 		page
 		Name, Age, APIURL string
-		Report            *migrate.Report
+		Plan            *migrate.Plan
 		Platforms         []string
 		Rows              []row
 		Problems          []string
@@ -61,7 +61,7 @@ func repoPage(r *http.Request, rv proxy.RepoView, rep *migrate.Report, pg pager)
 }
 
 // bareState says what the bare tag holds, and whether the proxy merges it.
-func bareState(g migrate.BaseReport) string {
+func bareState(g migrate.BasePlan) string {
 	for _, m := range g.Members {
 		if m.Bare && m.Included {
 			return "image, merged"

@@ -114,7 +114,7 @@ func (u *UI) view(w http.ResponseWriter, r *http.Request, name string) (proxy.Re
 }
 
 // inspect is migrate's report of bases, through the proxy's own caches.
-func (u *UI) inspect(r *http.Request, rv proxy.RepoView, bases ...string) (*migrate.Report, error) {
+func (u *UI) inspect(r *http.Request, rv proxy.RepoView, bases ...string) (*migrate.Plan, error) {
 	m, err := migrate.New(migrate.Options{
 		Client: rv.Client, Repository: rv.Repository, PolicyName: rv.Canonical, Policies: rv.Policies,
 		Grammar: rv.Grammar, MaxManifestBytes: rv.MaxManifestBytes,
@@ -144,7 +144,7 @@ func (u *UI) repo(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	sort.Strings(bases)
 	shown, pg := paginate(r, bases, u.o.PageSize, "bare tags")
-	report := &migrate.Report{Repository: rv.Client.Host() + "/" + rv.Repository, Policy: string(rv.Rule.Policy), Groups: []migrate.BaseReport{}, Platforms: []string{}}
+	report := &migrate.Plan{Repository: rv.Client.Host() + "/" + rv.Repository, Policy: string(rv.Rule.Policy), Groups: []migrate.BasePlan{}, Platforms: []string{}}
 	if len(shown) > 0 {
 		if report, err = u.inspect(r, rv, shown...); err != nil {
 			u.o.Proxy.WriteError(w, r, err)
@@ -186,7 +186,7 @@ func (u *UI) tag(w http.ResponseWriter, r *http.Request, name, tag string) {
 	if isAPI(r) {
 		writeJSON(w, pager{}, struct {
 			Repository string             `json:"repository"`
-			Group      migrate.BaseReport `json:"group"`
+			Group      migrate.BasePlan `json:"group"`
 			Index      json.RawMessage    `json:"index,omitempty"`
 		}{report.Repository, g, raw})
 		return
@@ -196,7 +196,7 @@ func (u *UI) tag(w http.ResponseWriter, r *http.Request, name, tag string) {
 	u.render(w, r, "tag", struct {
 		page
 		Name, Tag, RepoURL string
-		Group              migrate.BaseReport
+		Group              migrate.BasePlan
 		Lines              []string
 		JSON, Indented     string
 	}{page{Title: name + ":" + tag, Host: r.Host}, name, tag, repoURL(name), g, pullLines(r.Host, name, tag, g), string(raw), indented.String()})
@@ -204,7 +204,7 @@ func (u *UI) tag(w http.ResponseWriter, r *http.Request, name, tag string) {
 
 // pullLines are the lines to paste: a pull of the bare tag, then each
 // listed platform with docker and crane.
-func pullLines(host, name, tag string, g migrate.BaseReport) []string {
+func pullLines(host, name, tag string, g migrate.BasePlan) []string {
 	ref := host + "/" + name + ":" + tag
 	lines := []string{"docker pull " + ref}
 	seen := map[string]bool{}

@@ -172,7 +172,7 @@ func TestTagPage(t *testing.T) {
 	}
 }
 
-// TestAPIIsInspect: /ui/api/r/<repo> is the Report `proxy inspect --json`
+// TestAPIIsInspect: /ui/api/r/<repo> is the Plan `proxy inspect --json`
 // prints, for the page's bare tags.
 func TestAPIIsInspect(t *testing.T) {
 	t.Parallel()

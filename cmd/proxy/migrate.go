@@ -100,7 +100,7 @@ func runMigrate(cmd *cobra.Command, f migrateFlags, arg string) error {
 	if err != nil {
 		return err
 	}
-	s := m.Migrate(cmd.Context(), r, migrate.MigrateOptions{DryRun: f.dryRun, Force: f.force, Prune: f.prune})
+	s := m.Apply(cmd.Context(), r, migrate.ApplyOptions{DryRun: f.dryRun, Force: f.force, Prune: f.prune})
 	bar.finish()
 	out := cmd.OutOrStdout()
 	if f.json {
