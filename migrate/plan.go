@@ -21,7 +21,7 @@ type Plan struct {
 	// serves an index (partial sets).
 	Require []string `json:"require,omitempty"`
 	// Expect is the --expect set, normalized.
-	Expect []string     `json:"expect,omitempty"`
+	Expect []string   `json:"expect,omitempty"`
 	Groups []BasePlan `json:"groups"`
 }
 
@@ -170,4 +170,3 @@ type target struct {
 	// refs are the manifests it lists.
 	refs map[v1.Hash]bool
 }
-

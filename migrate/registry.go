@@ -27,7 +27,7 @@ type rawManifest struct {
 	mediaType types.MediaType
 }
 
-func (r rawManifest) RawManifest() ([]byte, error)         { return r.bytes, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.bytes, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mediaType, nil }
 
 // reference is ref (a tag or a digest) in the repository.

@@ -53,7 +53,7 @@ func repoPage(r *http.Request, rv proxy.RepoView, rep *migrate.Plan, pg pager) a
 	return struct {
 		page
 		Name, Age, APIURL string
-		Plan            *migrate.Plan
+		Plan              *migrate.Plan
 		Platforms         []string
 		Rows              []row
 		Problems          []string

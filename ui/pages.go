@@ -185,9 +185,9 @@ func (u *UI) tag(w http.ResponseWriter, r *http.Request, name, tag string) {
 	}
 	if isAPI(r) {
 		writeJSON(w, pager{}, struct {
-			Repository string             `json:"repository"`
+			Repository string           `json:"repository"`
 			Group      migrate.BasePlan `json:"group"`
-			Index      json.RawMessage    `json:"index,omitempty"`
+			Index      json.RawMessage  `json:"index,omitempty"`
 		}{report.Repository, g, raw})
 		return
 	}
