@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,6 +115,8 @@ func (m *Migrator) migrateBase(ctx context.Context, g *BasePlan, o ApplyOptions,
 		t, write = g.planned, true
 	case Unchanged:
 		t = g.planned
+	case Stale:
+		out.fail(errors.New(p.Reason))
 	case Conflict:
 		if o.Force && g.forced != nil {
 			t, write = g.forced, true

@@ -167,7 +167,12 @@ func (m *Migrator) describeMembers(ctx context.Context, g *BasePlan, shown, v *v
 	if g.Members == nil {
 		g.Members = []MemberRow{}
 	}
-	// Missing against --expect: the listed images' platforms.
+	m.expected(g, entries)
+	return nil
+}
+
+// expected fills Missing: the --expect platforms no listed image has.
+func (m *Migrator) expected(g *BasePlan, entries []index.Entry) {
 	have := map[string]bool{}
 	for _, e := range entries {
 		if p := e.Descriptor.Platform; p != nil {
@@ -180,7 +185,6 @@ func (m *Migrator) describeMembers(ctx context.Context, g *BasePlan, shown, v *v
 			g.Problems = append(g.Problems, "missing "+s)
 		}
 	}
-	return nil
 }
 
 // barePlatform is the platform the bare tag's image is listed with, else

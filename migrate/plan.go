@@ -125,7 +125,7 @@ type MemberRow struct {
 }
 
 // Step is what migrate does with a base's bare tag: write it (create,
-// update) or leave it (unchanged, conflict, skip).
+// update) or leave it (unchanged, conflict, skip, stale).
 type Step string
 
 const (
@@ -142,6 +142,9 @@ const (
 	// Skip: the proxy serves the registry's own tag, or has nothing to
 	// serve.
 	Skip Step = "skip"
+	// Stale: a saved plan's base that no longer matches the registry
+	// (Verify); nothing is written for it, and it counts as failed.
+	Stale Step = "stale"
 )
 
 // Change is what migrate would do with one base.

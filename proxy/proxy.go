@@ -203,37 +203,9 @@ func New(o Options) (*Proxy, error) {
 		r := prometheus.NewRegistry()
 		reg, p.gather = r, r
 	}
-	seen := map[string]bool{}
-	for _, u := range o.Upstreams {
-		prefix := strings.Trim(u.Prefix, "/")
-		if seen[prefix] {
-			return nil, fmt.Errorf("proxy: two upstreams with prefix %q", prefix)
-		}
-		seen[prefix] = true
-		if u.Client == nil {
-			return nil, fmt.Errorf("proxy: upstream %q has no client", prefix)
-		}
-		co := o.Cache
-		if co.Shared != nil {
-			// One namespace per upstream (and prefix) in the shared cache.
-			co.SharedPrefix = co.SharedPrefix + u.Client.Host() + "/" + prefix + ":"
-		}
-		cache := resolve.NewCache(u.Client, co)
-		p.ups = append(p.ups, &up{
-			prefix: prefix,
-			client: u.Client,
-			cache:  cache,
-			resolver: resolve.New(cache, resolve.Options{
-				Grammar: o.Grammar, MaxManifestBytes: o.MaxManifestBytes, Concurrency: o.Concurrency, Logger: o.Logger,
-				Store: o.Store, Registry: u.Client.Host(), MaxSearchGroups: o.MaxSearchGroups,
-			}),
-		})
-	}
-	ms, err := newMirrors(o.Upstreams, p.ups)
-	if err != nil {
+	if err := p.addUpstreams(); err != nil {
 		return nil, err
 	}
-	p.mirrors = ms
 	// Longest prefix first; the default ("") last.
 	sort.Slice(p.ups, func(i, j int) bool { return len(p.ups[i].prefix) > len(p.ups[j].prefix) })
 	m, err := newMetrics(reg, p.ups)
@@ -248,6 +220,43 @@ func New(o Options) (*Proxy, error) {
 	}
 	p.routes()
 	return p, nil
+}
+
+// addUpstreams gives every upstream its cache and resolver, and maps the
+// registries they mirror.
+func (p *Proxy) addUpstreams() error {
+	seen := map[string]bool{}
+	for _, u := range p.o.Upstreams {
+		prefix := strings.Trim(u.Prefix, "/")
+		if seen[prefix] {
+			return fmt.Errorf("proxy: two upstreams with prefix %q", prefix)
+		}
+		seen[prefix] = true
+		if u.Client == nil {
+			return fmt.Errorf("proxy: upstream %q has no client", prefix)
+		}
+		co := p.o.Cache
+		if co.Shared != nil {
+			// One namespace per upstream (and prefix) in the shared cache.
+			co.SharedPrefix = co.SharedPrefix + u.Client.Host() + "/" + prefix + ":"
+		}
+		cache := resolve.NewCache(u.Client, co)
+		p.ups = append(p.ups, &up{
+			prefix: prefix,
+			client: u.Client,
+			cache:  cache,
+			resolver: resolve.New(cache, resolve.Options{
+				Grammar: p.o.Grammar, MaxManifestBytes: p.o.MaxManifestBytes, Concurrency: p.o.Concurrency, Logger: p.o.Logger,
+				Store: p.o.Store, Registry: u.Client.Host(), MaxSearchGroups: p.o.MaxSearchGroups,
+			}),
+		})
+	}
+	ms, err := newMirrors(p.o.Upstreams, p.ups)
+	if err != nil {
+		return err
+	}
+	p.mirrors = ms
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

@@ -25,6 +25,7 @@ type migrateFlags struct {
 	tags                      []string
 	dryRun, force, prune, yes bool
 	json                      bool
+	plan                      string
 }
 
 // repoFlags are shared by inspect and migrate.
@@ -42,7 +43,7 @@ func (f *repoFlags) register(cmd *cobra.Command) {
 func newMigrate() *cobra.Command {
 	var f migrateFlags
 	cmd := &cobra.Command{
-		Use:   "migrate REGISTRY/REPO[:BASE]",
+		Use:   "migrate {REGISTRY/REPO[:BASE] | --plan FILE}",
 		Short: "Write the indexes the proxy serves into the registry, byte for byte",
 		Long: `Migrate turns per-platform tags into real multi-platform indexes: for every
 base (or the ones named with --tag) it pushes, under the bare tag, the very
@@ -57,13 +58,23 @@ are skipped. --dry-run prints the plan and writes nothing.
 --prune-suffixed --yes then untags the per-platform tags, only once the index
 has been read back identical, and only those whose manifest the index lists:
 members left out of it, and member indexes, are kept. Manifests are never
-deleted, only tags.`,
+deleted, only tags.
+
+--plan FILE applies a plan saved earlier with proxy inspect --json (FILE "-"
+reads standard input), so that what was reviewed is what is written: the
+plan names the repository and the bases, every base is inspected again
+first, and one whose action, index digest, bare tag, member digests or tags
+to prune changed since is refused as stale (nothing is written for it, and
+the command fails). A plan for another repository, or made under another
+bare-tag policy, is refused as a whole.`,
 		Example: `  proxy migrate registry.example.com/team/app --dry-run
   proxy migrate registry.example.com/team/app --config /etc/manifold/config.yaml
-  proxy migrate localhost:5000/team/app --tag 1.4 --prune-suffixed --yes`,
-		Args: cobra.ExactArgs(1),
+  proxy migrate localhost:5000/team/app --tag 1.4 --prune-suffixed --yes
+  proxy inspect registry.example.com/team/app --json > plan.json
+  proxy migrate --plan plan.json`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cliError(runMigrate(cmd, f, args[0]))
+			return cliError(runMigrate(cmd, f, args))
 		},
 	}
 	f.register(cmd)
@@ -74,15 +85,31 @@ deleted, only tags.`,
 	fl.BoolVar(&f.prune, "prune-suffixed", false, "after verifying each index, untag the per-platform tags it lists (needs --yes)")
 	fl.BoolVar(&f.yes, "yes", false, "confirm --prune-suffixed")
 	fl.BoolVar(&f.json, "json", false, "print the outcome as JSON")
+	fl.StringVar(&f.plan, "plan", "", "apply the plan in FILE, saved with proxy inspect --json (\"-\": standard input), after checking it still holds")
 	return cmd
 }
 
-func runMigrate(cmd *cobra.Command, f migrateFlags, arg string) error {
+func runMigrate(cmd *cobra.Command, f migrateFlags, args []string) error {
 	if f.prune && !f.yes && !f.dryRun {
 		return errors.New("--prune-suffixed untags per-platform tags: add --yes to confirm, or --dry-run to see what it would untag")
 	}
+	var saved *migrate.Plan
+	switch {
+	case f.plan != "" && len(args) > 0:
+		return errors.New("--plan names the repository and its bases: give no REGISTRY/REPO")
+	case f.plan != "" && len(f.tags) > 0:
+		return errors.New("--plan names the bases: give no --tag")
+	case f.plan != "":
+		var err error
+		if saved, err = readPlan(cmd, f.plan); err != nil {
+			return err
+		}
+		args = []string{saved.Repository}
+	case len(args) == 0:
+		return errors.New("give REGISTRY/REPO[:BASE], or --plan FILE")
+	}
 	bar := newBaseBar(cmd, f.json)
-	m, base, err := newRepoMigrator(f.repoFlags, arg, nil, bar.update)
+	m, base, err := newRepoMigrator(f.repoFlags, args[0], nil, bar.update)
 	if err != nil {
 		return err
 	}
@@ -95,7 +122,12 @@ func runMigrate(cmd *cobra.Command, f migrateFlags, arg string) error {
 			return fmt.Errorf("--tag %q is not a valid tag", b)
 		}
 	}
-	r, err := m.Inspect(cmd.Context(), bases...)
+	var r *migrate.Plan
+	if saved != nil {
+		r, err = m.Verify(cmd.Context(), saved)
+	} else {
+		r, err = m.Inspect(cmd.Context(), bases...)
+	}
 	bar.finish()
 	if err != nil {
 		return err
@@ -115,6 +147,24 @@ func runMigrate(cmd *cobra.Command, f migrateFlags, arg string) error {
 		return err
 	}
 	return s.Err()
+}
+
+// readPlan reads the plan saved in file ("-": standard input).
+func readPlan(cmd *cobra.Command, file string) (*migrate.Plan, error) {
+	in := cmd.InOrStdin()
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("--plan: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	p, err := migrate.ReadPlan(in)
+	if err != nil {
+		return nil, fmt.Errorf("--plan %s: %w", file, err)
+	}
+	return p, nil
 }
 
 // newRepoMigrator parses REGISTRY/REPO[:BASE], reads the proxy's

@@ -285,3 +285,58 @@ func TestParseRepoArg(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateCommandPlan: inspect --json saved to a file, reviewed, then
+// migrate --plan writes it; a plan gone stale writes nothing and fails;
+// the flags that contradict a plan are refused.
+func TestMigrateCommandPlan(t *testing.T) {
+	t.Parallel()
+	reg := regtest.NewRegistry(t)
+	migratetest.SeedLegacy(t, reg, "team/app")
+	target := reg.Host + "/team/app"
+	served, _, _ := migratetest.StartProxy(t, reg, nil).Get(t, "team/app", "1.0-rc1")
+
+	plan, _, err := execRoot(t, "inspect", target+":1.0-rc1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(file, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := execRoot(t, "migrate", "--plan", file)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if row := rowOf(t, out, "created"); row[1] != "1.0-rc1" || row[2] != served || reg.Head(t, "team/app", "1.0-rc1") != served {
+		t.Errorf("output:\n%s", out)
+	}
+
+	// Saved now, stale after a member moves.
+	plan, _, err = execRoot(t, "inspect", target+":solo", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "team/app", "solo-linux-amd64", regtest.PlatformImage(t, "linux/amd64", true))
+	out, _, err = execRoot(t, "migrate", "--plan", file)
+	if err == nil || err.Error() != "1 of 1 bases failed" || !strings.Contains(out, "stale plan: ") || reg.Head(t, "team/app", "solo") != "" {
+		t.Errorf("stale plan: %v\n%s", err, out)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "--plan", file, target}, "--plan names the repository and its bases: give no REGISTRY/REPO"},
+		{[]string{"migrate", "--plan", file, "--tag", "solo"}, "--plan names the bases: give no --tag"},
+		{[]string{"migrate", "--plan", filepath.Join(t.TempDir(), "none.json")}, "--plan: open "},
+		{[]string{"migrate"}, "give REGISTRY/REPO[:BASE], or --plan FILE"},
+	} {
+		if _, _, err := execRoot(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
