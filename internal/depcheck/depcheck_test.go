@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"internal/lru":      {},
 	"internal/depcheck": {},
 	"deploy":            {},
+	"bench":             {"content", "index", "platform", "proxy", "resolve", "upstream"},
 	"e2e":               {},
 
 	// Test fixtures: only tests import them.
