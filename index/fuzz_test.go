@@ -1,6 +1,7 @@
 package index_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,6 +43,32 @@ func FuzzParse(f *testing.F) {
 		back, ok := index.Grammar{}.Parse(canon)
 		if !ok || back.Base != s.Base || platform.String(back.Platform) != platform.String(p) || !back.Canonical {
 			t.Fatalf("FormatTag(%q, %s) = %q does not parse back: %+v %v", s.Base, platform.String(p), canon, back, ok)
+		}
+	})
+}
+
+// The grammar as the distribution spec writes it, and the referrers tag
+// schema: the oracles of ValidTag and IsReferrerTag, which are written out
+// for speed.
+var (
+	specTag     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	referrerTag = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(\..*)?$`)
+)
+
+// FuzzTagGrammar: ValidTag and IsReferrerTag agree with the regular
+// expressions of the spec on every input.
+func FuzzTagGrammar(f *testing.F) {
+	for _, s := range []string{"", "a", "_x", ".x", "-x", "1.4-linux-amd64", strings.Repeat("a", 128), strings.Repeat("a", 129),
+		"sha256-" + strings.Repeat("0", 64), "sha256-" + strings.Repeat("0", 64) + ".sig", "sha256-" + strings.Repeat("0", 63),
+		"sha256-" + strings.Repeat("0", 64) + "x", "sha512-" + strings.Repeat("a", 128) + ".att", "sha256-" + strings.Repeat("A", 64), "a\nb", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := index.ValidTag(s), specTag.MatchString(s); got != want {
+			t.Fatalf("ValidTag(%q) = %v, the spec's grammar says %v", s, got, want)
+		}
+		if got, want := index.IsReferrerTag(s), referrerTag.MatchString(s); got != want {
+			t.Fatalf("IsReferrerTag(%q) = %v, the schema says %v", s, got, want)
 		}
 	})
 }

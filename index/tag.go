@@ -1,8 +1,7 @@
 package index
 
 import (
-	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -10,19 +9,54 @@ import (
 	"github.com/manifold-proxy/manifold/platform"
 )
 
-// tagRE is the distribution-spec tag grammar.
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+// ValidTag reports whether s is a valid tag per the distribution spec:
+// [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. (Written out, not a regexp: it runs
+// for every tag of every listing.)
+func ValidTag(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !tagByte(s[0]) || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !tagByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
-// ValidTag reports whether s is a valid tag per the distribution spec.
-func ValidTag(s string) bool { return tagRE.MatchString(s) }
+func tagByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
 
-// referrerTagRE matches the referrers tag schema fallback
-// (`sha256-<hex>`) and the cosign/notation conventions built on it
-// (`sha256-<hex>.sig`, `.att`, `.sbom`, …). They are never members.
-var referrerTagRE = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(\..*)?$`)
+// IsReferrerTag reports whether tag is a referrers fallback tag: the
+// referrers tag schema (`sha256-<hex>`, `sha512-<hex>`) and the
+// cosign/notation conventions built on it (`sha256-<hex>.sig`, `.att`,
+// `.sbom`, …). They are never members.
+func IsReferrerTag(tag string) bool {
+	for _, alg := range [...]struct {
+		prefix string
+		hex    int
+	}{{"sha256-", 64}, {"sha512-", 128}} {
+		rest, ok := strings.CutPrefix(tag, alg.prefix)
+		if !ok || len(rest) < alg.hex || (len(rest) > alg.hex && rest[alg.hex] != '.') {
+			continue
+		}
+		// What follows the dot is anything but a line break.
+		if lowerHex(rest[:alg.hex]) && !strings.Contains(rest[alg.hex:], "\n") {
+			return true
+		}
+	}
+	return false
+}
 
-// IsReferrerTag reports whether tag is a referrers fallback tag.
-func IsReferrerTag(tag string) bool { return referrerTagRE.MatchString(tag) }
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Grammar says which tag layouts name a platform. The zero Grammar is the
 // default: `<base>-<os>-<arch>[-<variant>]` with canonical GOOS/GOARCH words
@@ -65,28 +99,37 @@ func (g Grammar) Parse(tag string) (Suffix, bool) {
 	if !ValidTag(tag) || IsReferrerTag(tag) {
 		return Suffix{}, false
 	}
-	parts := strings.Split(tag, "-")
+	// The dashes before the last three words (-1: none), found from the
+	// right without splitting the tag.
+	d3 := strings.LastIndexByte(tag, '-')
+	d2, d1 := -1, -1
+	if d3 >= 0 {
+		d2 = strings.LastIndexByte(tag[:d3], '-')
+	}
+	if d2 >= 0 {
+		d1 = strings.LastIndexByte(tag[:d2], '-')
+	}
 	// Longest suffix first: os-arch-variant, then os-arch.
-	if n := len(parts); n >= 4 {
-		if s, ok := g.suffix(tag, parts[:n-3], parts[n-3], parts[n-2], parts[n-1]); ok {
+	if d1 >= 0 {
+		if s, ok := g.suffix(tag, tag[:d1], tag[d1+1:d2], tag[d2+1:d3], tag[d3+1:]); ok {
 			return s, true
 		}
 	}
-	if n := len(parts); n >= 3 {
-		if s, ok := g.suffix(tag, parts[:n-2], parts[n-2], parts[n-1], ""); ok {
+	if d2 >= 0 {
+		if s, ok := g.suffix(tag, tag[:d2], tag[d2+1:d3], tag[d3+1:], ""); ok {
 			return s, true
 		}
 	}
-	if g.Prefix && len(parts) >= 2 {
-		if s, ok := g.prefix(tag, parts[0], strings.Join(parts[1:], "-")); ok {
+	if g.Prefix && d3 >= 0 {
+		word, base, _ := strings.Cut(tag, "-")
+		if s, ok := g.prefix(tag, word, base); ok {
 			return s, true
 		}
 	}
 	return Suffix{}, false
 }
 
-func (g Grammar) suffix(tag string, baseParts []string, os, arch, variant string) (Suffix, bool) {
-	base := strings.Join(baseParts, "-")
+func (g Grammar) suffix(tag, base, os, arch, variant string) (Suffix, bool) {
 	if !validBase(base) {
 		return Suffix{}, false
 	}
@@ -100,7 +143,7 @@ func (g Grammar) suffix(tag string, baseParts []string, os, arch, variant string
 	}
 	p := platform.Normalize(v1.Platform{OS: os, Architecture: arch, Variant: variant})
 	s := Suffix{Tag: tag, Base: base, Platform: p, Variant: variant}
-	s.Canonical = canonical && tag == FormatTag(base, p)
+	s.Canonical = canonical && os == p.OS && arch == p.Architecture && variant == writtenVariant(p)
 	return s, true
 }
 
@@ -137,11 +180,20 @@ func FormatTag(base string, p v1.Platform) string {
 func FormatSuffix(p v1.Platform) string {
 	p = platform.Normalize(p)
 	s := p.OS + "-" + p.Architecture
-	// arm64's v8 is what `-linux-arm64` means; arm's v7 is always written.
-	if p.Variant != "" && !(p.Architecture == "arm64" && p.Variant == platform.DefaultVariant("arm64")) {
-		s += "-" + p.Variant
+	if v := writtenVariant(p); v != "" {
+		s += "-" + v
 	}
 	return s
+}
+
+// writtenVariant is the variant word FormatSuffix writes for the
+// normalized p, "" for none: arm64's v8 is what `-linux-arm64` means;
+// arm's v7 is always written.
+func writtenVariant(p v1.Platform) string {
+	if p.Architecture == "arm64" && p.Variant == platform.DefaultVariant("arm64") {
+		return ""
+	}
+	return p.Variant
 }
 
 // Group splits tags into groups keyed by base. Tags that are not members
@@ -154,10 +206,12 @@ func (g Grammar) Group(tags []string) map[string][]Suffix {
 		}
 	}
 	for _, m := range groups {
-		sort.Slice(m, func(i, j int) bool { return m[i].Tag < m[j].Tag })
+		slices.SortFunc(m, bySuffixTag)
 	}
 	return groups
 }
+
+func bySuffixTag(a, b Suffix) int { return strings.Compare(a.Tag, b.Tag) }
 
 // Members returns the members of base among tags, in tag order.
 func (g Grammar) Members(tags []string, base string) []Suffix {
@@ -170,6 +224,6 @@ func (g Grammar) Members(tags []string, base string) []Suffix {
 			out = append(out, s)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	slices.SortFunc(out, bySuffixTag)
 	return out
 }

@@ -2,7 +2,6 @@ package platform
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,12 +38,6 @@ func Known(os, arch string) bool {
 	return false
 }
 
-var (
-	armVariant   = regexp.MustCompile(`^v[5-8]$`)
-	arm64Variant = regexp.MustCompile(`^(v8(\.[0-9])?|v9(\.[0-5])?)$`)
-	amd64Variant = regexp.MustCompile(`^v[1-4]$`)
-)
-
 // ValidVariant reports whether variant is a real CPU variant of arch as
 // written in tags and configs: arm v5–v8, arm64 v8/v8.x/v9/v9.x, amd64 v1–v4.
 // The empty variant is valid for every architecture.
@@ -54,11 +47,20 @@ func ValidVariant(arch, variant string) bool {
 	}
 	switch arch {
 	case "arm":
-		return armVariant.MatchString(variant)
+		return len(variant) == 2 && variant[0] == 'v' && '5' <= variant[1] && variant[1] <= '8'
 	case "arm64":
-		return arm64Variant.MatchString(variant)
+		// v8, v8.0–v8.9, v9, v9.0–v9.5.
+		if len(variant) < 2 || variant[0] != 'v' || (variant[1] != '8' && variant[1] != '9') {
+			return false
+		}
+		minor := variant[2:]
+		last := byte('9')
+		if variant[1] == '9' {
+			last = '5'
+		}
+		return minor == "" || len(minor) == 2 && minor[0] == '.' && '0' <= minor[1] && minor[1] <= last
 	case "amd64":
-		return amd64Variant.MatchString(variant)
+		return len(variant) == 2 && variant[0] == 'v' && '1' <= variant[1] && variant[1] <= '4'
 	}
 	return false
 }

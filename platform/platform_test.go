@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"regexp"
 	"slices"
 	"sort"
 	"testing"
@@ -143,6 +144,30 @@ func FuzzParse(f *testing.F) {
 		again, err := platform.Parse(platform.String(p))
 		if err != nil || platform.String(again) != platform.String(p) {
 			t.Fatalf("Parse(%q) = %s does not round-trip: %v", s, platform.String(p), err)
+		}
+	})
+}
+
+// FuzzValidVariant: ValidVariant, written out for speed, agrees with the
+// regular expressions of the variants on every input.
+func FuzzValidVariant(f *testing.F) {
+	oracle := map[string]*regexp.Regexp{
+		"arm":   regexp.MustCompile(`^v[5-8]$`),
+		"arm64": regexp.MustCompile(`^(v8(\.[0-9])?|v9(\.[0-5])?)$`),
+		"amd64": regexp.MustCompile(`^v[1-4]$`),
+	}
+	for _, v := range []string{"v5", "v8", "v9", "v8.0", "v8.9", "v9.5", "v9.6", "v8.", "v8.10", "v1", "v4", "v0", "8", "v", "v7x"} {
+		for _, a := range []string{"arm", "arm64", "amd64", "386"} {
+			f.Add(a, v)
+		}
+	}
+	f.Fuzz(func(t *testing.T, arch, variant string) {
+		want := variant == ""
+		if re, ok := oracle[arch]; ok && variant != "" {
+			want = re.MatchString(variant)
+		}
+		if got := platform.ValidVariant(arch, variant); got != want {
+			t.Fatalf("ValidVariant(%q, %q) = %v, want %v", arch, variant, got, want)
 		}
 	})
 }
