@@ -41,6 +41,16 @@
 //     upstream down, then answering 429 to manifest requests: the content
 //     cache serves them whole, by tag and by digest, without an upstream
 //     request for what it holds;
+//   - TestScaleOut runs three `proxy serve` replicas behind a real HAProxy
+//     (round robin), sharing a real Redis (tag cache, fleet-wide locks) and
+//     an S3-API server (versitygw: index store and content cache), in
+//     front of an upstream of its own: the replicas serve the same index
+//     bytes and each other's digests (also after a member is re-pushed, and
+//     from a replica started after), a cold 300-GET burst costs the
+//     upstream one tag list and one read per member, content one replica
+//     pulled is served by another with the upstream stopped, pulls go on
+//     with Redis stopped, and a chunked upload spread over the replicas
+//     lands intact upstream;
 //   - TestQuickstart runs the README's quickstart block as written, with
 //     bash -e, in a fresh copy of the repository (its own proxy on
 //     127.0.0.1:5000, crane, and docker against a private dockerd), and

@@ -409,6 +409,11 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 		return m.fetchUpstream(ctx, fetch)
 	}
 	defer unlock()
+	// The holder before may have stored its answer and let go between the
+	// read above and this lock: read again before fetching.
+	if e, ok := m.sharedGet(ctx, skey); ok {
+		return e, nil
+	}
 	e, err := m.fetchUpstream(ctx, fetch)
 	if err == nil {
 		if b, ok := encodeShared(e); ok {
@@ -470,10 +475,12 @@ func (m *memo[V]) waitShared(ctx context.Context, skey string) (*entry[V], bool)
 		if !m.sh.usable() {
 			return nil, false
 		}
-		// The holder gave up (its fetch failed): fetch here.
+		// The lock is free: the holder answered since the read above, or
+		// gave up (its fetch failed), and then this replica fetches.
 		if unlock, got, err := m.sh.s.Lock(ctx, skey+":lock", m.o.FetchTimeout); err == nil && got {
+			e, ok := m.sharedGet(ctx, skey)
 			unlock()
-			return nil, false
+			return e, ok
 		}
 	}
 }

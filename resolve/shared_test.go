@@ -2,7 +2,10 @@ package resolve_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,5 +114,127 @@ func TestSharedCache(t *testing.T) {
 	}
 	if lateCache.SharedStats.Errors.Load() == 0 {
 		t.Error("the Redis failure was not counted")
+	}
+}
+
+// memStore is what a Redis holds, in memory; memShared is one replica's
+// connection to it, with hooks that let a test interleave another
+// replica's work at a chosen point.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+type memShared struct {
+	s *memStore
+	// afterGet runs once Get has read key (its answer is already what
+	// the store held), before Get returns; lockBusy, when it returns
+	// true, makes Lock answer that another holder has key.
+	afterGet func(key string)
+	lockBusy func(key string) bool
+}
+
+func (c *memShared) Get(_ context.Context, key string) ([]byte, bool, error) {
+	c.s.mu.Lock()
+	b, ok := c.s.m[key]
+	c.s.mu.Unlock()
+	if c.afterGet != nil {
+		c.afterGet(key)
+	}
+	return b, ok, nil
+}
+
+func (c *memShared) Set(_ context.Context, key string, b []byte, _ time.Duration) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.s.m[key] = b
+	return nil
+}
+
+func (c *memShared) Incr(_ context.Context, key string) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	n, _ := strconv.Atoi(string(c.s.m[key]))
+	c.s.m[key] = []byte(strconv.Itoa(n + 1))
+	return nil
+}
+
+func (c *memShared) Lock(_ context.Context, key string, _ time.Duration) (func(), bool, error) {
+	if c.lockBusy != nil && c.lockBusy(key) {
+		return nil, false, nil
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if _, held := c.s.m[key]; held {
+		return nil, false, nil
+	}
+	c.s.m[key] = []byte("held")
+	return func() {
+		c.s.mu.Lock()
+		defer c.s.mu.Unlock()
+		delete(c.s.m, key)
+	}, true, nil
+}
+
+func (c *memShared) Publish(context.Context, string, string) error { return nil }
+
+func (c *memShared) Subscribe(string, func(string)) func() { return func() {} }
+
+// TestSharedAnswerBeforeLock: replica B misses a tag's answer in the
+// shared cache, and replica A stores it and lets its lock go before B
+// takes the lock — B on its first look, or B while it waits for A. B then
+// holds a free lock, but the answer is there: it must read it, not fetch
+// the tag from the upstream a second time.
+func TestSharedAnswerBeforeLock(t *testing.T) {
+	t.Parallel()
+	const tag = "1.0-linux-amd64"
+	for _, tc := range []struct {
+		name     string
+		busyOnce bool // B's first Lock finds A holding it: B waits
+		onGet    int  // A runs after B's n-th read of the tag's key
+	}{
+		{"lock after a miss", false, 1},
+		{"lock while waiting", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newReg(t)
+			r.push(t, tag, "linux/amd64")
+			r.mu.Lock()
+			r.paths = nil // the push's own requests
+			r.mu.Unlock()
+			ctx := context.Background()
+			c, _ := upstream.New(upstream.Options{URL: "http://" + r.host})
+			st := &memStore{m: map[string][]byte{}}
+			opts := func(sh resolve.Shared) resolve.CacheOptions {
+				return resolve.CacheOptions{Shared: sh, SharedPrefix: "manifold:test:"}
+			}
+			a := resolve.NewCache(c, opts(&memShared{s: st}))
+			t.Cleanup(a.Close)
+			var gets atomic.Int32
+			var busy atomic.Bool
+			busy.Store(tc.busyOnce)
+			isTag := func(key string) bool { return strings.Contains(key, ":heads:") && !strings.HasSuffix(key, ":lock") }
+			b := resolve.NewCache(c, opts(&memShared{s: st,
+				afterGet: func(key string) {
+					if isTag(key) && int(gets.Add(1)) == tc.onGet {
+						if _, err := a.Head(ctx, "app", tag); err != nil {
+							t.Errorf("replica A: %v", err)
+						}
+					}
+				},
+				lockBusy: func(key string) bool { return strings.Contains(key, ":heads:") && busy.Swap(false) },
+			}))
+			t.Cleanup(b.Close)
+			if _, err := b.Head(ctx, "app", tag); err != nil {
+				t.Fatal(err)
+			}
+			if n := r.count("/manifests/" + tag); n != 1 {
+				t.Errorf("the tag was read %d times upstream by two replicas on one shared cache, want 1", n)
+			}
+			if b.SharedStats.Hits.Load() != 1 {
+				t.Errorf("replica B: %d shared-cache hits, want 1 (A's answer)", b.SharedStats.Hits.Load())
+			}
+		})
 	}
 }

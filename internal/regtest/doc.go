@@ -12,6 +12,9 @@
 //   - [Get], [Do] and [DoWith]: one HTTP request, body read and closed.
 //   - [Log]: a log that servers write while the test reads it.
 //   - [Htpasswd]: an htpasswd file for auth tests.
+//   - [StartRedis], [StartS3] and [StartHAProxy]: real redis-server,
+//     versitygw (an S3-API server) and HAProxy processes of the test's
+//     own, on free loopback ports, stopped by PID when it ends.
 //   - [NewCA]: a certificate authority made in the test, which issues
 //     server and client certificates for TLS tests.
 //

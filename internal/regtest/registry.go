@@ -33,6 +33,7 @@ type Registry struct {
 	// reaches through it is neither logged nor faulted.
 	Backend string
 
+	stop     func()
 	mu       sync.Mutex
 	requests []string
 	fault    Fault
@@ -69,7 +70,9 @@ func NewRegistry(t testing.TB, opts ...Option) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	var once sync.Once
+	r.stop = func() { once.Do(func() { _ = reg.Close(context.Background()) }) }
+	t.Cleanup(r.stop)
 	r.URL, r.Host = reg.URL, strings.TrimPrefix(reg.URL, "http://")
 	backend := httptest.NewServer(app)
 	t.Cleanup(backend.Close)
@@ -88,8 +91,14 @@ func Serve(t testing.TB, h http.Handler) *Registry {
 	backend := httptest.NewServer(h)
 	t.Cleanup(backend.Close)
 	r.URL, r.Host, r.Backend = srv.URL, strings.TrimPrefix(srv.URL, "http://"), backend.URL
+	r.stop = srv.Close
 	return r
 }
+
+// Stop stops the wrapped registry: its port refuses connections from then
+// on, as an upstream that is down does. Backend keeps serving, so a test
+// can still read what the registry holds. A second call does nothing.
+func (r *Registry) Stop() { r.stop() }
 
 func (r *Registry) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
