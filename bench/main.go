@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,8 @@ type options struct {
 	rtt time.Duration
 	// chart, when set, is where the PNG chart of the ratios goes.
 	chart string
+	// only, when set, names the groups of figures to measure.
+	only map[string]bool
 }
 
 func defaults(short bool) options {
@@ -55,9 +58,20 @@ func main() {
 	duration := flag.Duration("duration", 0, "how long each throughput figure is driven (default 3s, 300ms with -short)")
 	workers := flag.Int("workers", 0, "concurrent connections of the load generator (default 8)")
 	blob := flag.Int64("blob-mib", 0, "size of the blob of the throughput figures, in MiB (default 256)")
+	only := flag.String("only", "", "measure only these groups of figures, comma-separated: hot, upstream, cold, tags, blobs (default all)")
 	flag.Parse()
 	o := defaults(*short)
 	o.chart = *chart
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, g := range strings.Split(*only, ",") {
+			if _, ok := groups[g]; !ok {
+				fmt.Fprintf(os.Stderr, "bench: -only %s: want some of hot, upstream, cold, tags, blobs\n", g)
+				os.Exit(2)
+			}
+			o.only[g] = true
+		}
+	}
 	if *duration > 0 {
 		o.duration = *duration
 	}
@@ -75,6 +89,9 @@ func main() {
 	}
 }
 
+// groups are the groups of figures, as -only names them.
+var groups = map[string]bool{"hot": true, "upstream": true, "cold": true, "tags": true, "blobs": true}
+
 // run starts the servers, measures every figure and prints the report.
 func run(ctx context.Context, o options, w io.Writer) error {
 	dir, err := os.MkdirTemp("", "manifold-bench-")
@@ -88,8 +105,14 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	defer r.close()
 	var figs []figure
-	for _, f := range []func(context.Context) ([]figure, error){r.hot, r.upstreamRequests, r.cold, r.tagList, r.blobs} {
-		got, err := f(ctx)
+	measure := map[string]func(context.Context) ([]figure, error){
+		"hot": r.hot, "upstream": r.upstreamRequests, "cold": r.cold, "tags": r.tagList, "blobs": r.blobs,
+	}
+	for _, g := range []string{"hot", "upstream", "cold", "tags", "blobs"} {
+		if o.only != nil && !o.only[g] {
+			continue
+		}
+		got, err := measure[g](ctx)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -55,7 +56,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 			pr.Out.Header.Del("Authorization")
 			pr.Out.Header.Del("Cookie")
 		},
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: copyBuffers,
 		ModifyResponse: func(resp *http.Response) error {
 			p.metrics.upstream.WithLabelValues(resp.Request.Method, statusClass(resp.StatusCode)).Inc()
 			resp.Header.Del("Docker-Distribution-Api-Version") // the proxy sets its own
@@ -86,6 +88,25 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target, o forw
 	rp.ServeHTTP(w, r)
 	return failed
 }
+
+// copyBuffers are the buffers answers are copied through: 256 KiB, eight
+// times httputil's default, so a blob costs an eighth of the reads, writes
+// and deadline updates.
+var copyBuffers = &bufferPool{size: 256 << 10}
+
+type bufferPool struct {
+	size int
+	pool sync.Pool
+}
+
+func (b *bufferPool) Get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, b.size)
+}
+
+func (b *bufferPool) Put(p []byte) { b.pool.Put(&p) }
 
 // transport picks the upstream transport for r. A request without a body,
 // or whose body the handler made replayable (a manifest, read whole for
