@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -58,6 +59,7 @@ func main() {
 	duration := flag.Duration("duration", 0, "how long each throughput figure is driven (default 3s, 300ms with -short)")
 	workers := flag.Int("workers", 0, "concurrent connections of the load generator (default 8)")
 	blob := flag.Int64("blob-mib", 0, "size of the blob of the throughput figures, in MiB (default 256)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and load generator) to this file")
 	only := flag.String("only", "", "measure only these groups of figures, comma-separated: hot, upstream, cold, tags, blobs (default all)")
 	flag.Parse()
 	o := defaults(*short)
@@ -81,9 +83,21 @@ func main() {
 	if *blob > 0 {
 		o.blobMiB = *blob
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, o, os.Stdout); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	pathpkg "path"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -112,10 +113,13 @@ type Proxy struct {
 	ups     []*up
 	mirrors mirrors // registry → upstream, for mirror requests
 	router  *mux.Router
-	log     *slog.Logger
-	metrics *metrics
-	gather  prometheus.Gatherer
-	follow  bool
+	// getManifestH and getBlobH are the pull routes' handlers, which
+	// ServeHTTP calls without the router.
+	getManifestH, getBlobH http.Handler
+	log                    *slog.Logger
+	metrics                *metrics
+	gather                 prometheus.Gatherer
+	follow                 bool
 
 	contentStats contentStats
 	confirming   singleflight.Group // upstream confirmations under way
@@ -259,8 +263,51 @@ func (p *Proxy) addUpstreams() error {
 	return nil
 }
 
-// ServeHTTP implements http.Handler.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.router.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. The pulls — GET and HEAD of a
+// manifest or a blob — are routed by a scan of the path (hot); everything
+// else, and any path the scan is not sure of, by the router.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if route, vars, ok := pullRoute(r.URL.Path); ok {
+			h := p.getBlobH
+			if route == "manifest" {
+				h = p.getManifestH
+			}
+			h.ServeHTTP(w, mux.SetURLVars(r, vars))
+			return
+		}
+	}
+	p.router.ServeHTTP(w, r)
+}
+
+// pullRoute is the route (its name) the router would pick for a GET or HEAD of path,
+// when path is /v2/<name>/manifests/<reference> or /v2/<name>/blobs/<digest>
+// (a last segment without a slash, a clean path: the router would not
+// redirect it). The router's patterns take the last such segment, as this
+// does; no earlier pattern can match such a path.
+func pullRoute(path string) (string, map[string]string, bool) {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok || pathpkg.Clean(path) != path {
+		return "", nil, false
+	}
+	for _, pr := range [...]struct{ route, sep, key string }{
+		{"manifest", "/manifests/", "reference"}, {"blob", "/blobs/", "digest"},
+	} {
+		i := strings.LastIndex(rest, pr.sep)
+		if i <= 0 {
+			continue
+		}
+		last := rest[i+len(pr.sep):]
+		if last == "" || strings.IndexByte(last, '/') >= 0 {
+			continue
+		}
+		if strings.IndexByte(rest[:i], '\n') >= 0 {
+			return "", nil, false // the router's name pattern (.+) stops at a line break
+		}
+		return pr.route, map[string]string{"name": rest[:i], pr.key: last}, true
+	}
+	return "", nil, false
+}
 
 // handler is a route's handler; it returns errors for the wrapper to
 // write and log.
@@ -279,11 +326,13 @@ func (p *Proxy) routes() {
 	}, false)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v2/_catalog", p.wrap("catalog", p.catalog, false)).Methods(http.MethodGet)
 	r.Handle("/v2/"+name+"/tags/list", p.wrap("tags", p.tags, true)).Methods(http.MethodGet)
-	r.Handle("/v2/"+name+"/manifests/{reference}", p.wrap("manifest", p.getManifest, true)).Methods(http.MethodGet, http.MethodHead)
+	p.getManifestH = p.wrap("manifest", p.getManifest, true)
+	p.getBlobH = p.wrap("blob", p.getBlob, true)
+	r.Handle("/v2/"+name+"/manifests/{reference}", p.getManifestH).Methods(http.MethodGet, http.MethodHead).Name("manifest")
 	r.Handle("/v2/"+name+"/manifests/{reference}", p.wrap("manifest-write", p.writeManifest, true)).Methods(http.MethodPut, http.MethodDelete)
 	r.Handle("/v2/"+name+"/blobs/uploads/", p.wrap("upload", p.startUpload, true)).Methods(http.MethodPost)
 	r.Handle("/v2/"+name+"/blobs/uploads/{uuid}", p.wrap("upload", p.upload, true)).Methods(http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete)
-	r.Handle("/v2/"+name+"/blobs/{digest}", p.wrap("blob", p.getBlob, true)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v2/"+name+"/blobs/{digest}", p.getBlobH).Methods(http.MethodGet, http.MethodHead).Name("blob")
 	r.Handle("/v2/"+name+"/blobs/{digest}", p.wrap("blob-delete", p.deleteBlob, true)).Methods(http.MethodDelete)
 	r.Handle("/v2/"+name+"/referrers/{digest}", p.wrap("referrers", p.referrers, true)).Methods(http.MethodGet)
 	r.Handle("/_manifold/content/"+name, p.wrap("content-purge", p.purgeContent, true)).Methods(http.MethodDelete)
