@@ -45,6 +45,9 @@ var benchPlatforms = []string{
 //
 // Skipped when ko is not on PATH or in $(go env GOPATH)/bin.
 func BenchmarkVersusKo(b *testing.B) {
+	if testing.Short() {
+		b.Skip("a minute of builds: not part of the -short smoke run")
+	}
 	koBin := findKo()
 	if koBin == "" {
 		b.Skip("ko not found; go install github.com/google/ko@v0.19.1")

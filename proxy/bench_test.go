@@ -121,10 +121,19 @@ func coldOnce(b *testing.B, e *env, warm bool, client *upstream.Client) time.Dur
 	return time.Since(start)
 }
 
+// benchSize is full, or short under -short: CI runs every benchmark once
+// with -short, as a smoke test (.ci/run), where sizes do not matter.
+func benchSize(full, short int) int {
+	if testing.Short() {
+		return short
+	}
+	return full
+}
+
 // BenchmarkStreamBlob: bytes allocated while streaming a 64 MiB blob.
 func BenchmarkStreamBlob(b *testing.B) {
 	for range b.N {
-		alloc := streamBlob(b, 64<<20)
+		alloc := streamBlob(b, benchSize(64<<20, 4<<20))
 		b.ReportMetric(float64(alloc), "alloc-bytes/64MiB")
 	}
 }
@@ -142,7 +151,7 @@ func seed(e *env, repo, base string) {
 // (which searches the repository's bare tags once; later ones are
 // answered from the search). MANIFOLD_BENCH_TAGS=100000 adds a size.
 func BenchmarkRandomDigest(b *testing.B) {
-	sizes := []int{2000, 20000}
+	sizes := []int{benchSize(2000, 200), benchSize(20000, 400)}
 	if n, err := strconv.Atoi(os.Getenv("MANIFOLD_BENCH_TAGS")); err == nil {
 		sizes = append(sizes, n)
 	}

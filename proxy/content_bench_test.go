@@ -103,7 +103,7 @@ func (bb *blobBench) get(b *testing.B, base string, buf []byte) time.Duration {
 // cold (the blob streamed while it is written, verified, committed); and
 // reports the throughputs and the ratios cached/direct and cold/direct.
 func BenchmarkContentBlob(b *testing.B) {
-	bb := newBlobBench(b, 256<<20)
+	bb := newBlobBench(b, benchSize(256<<20, 8<<20))
 	warm, wc := bb.proxy(b, b.TempDir())
 	defer warm.Close()
 	buf := make([]byte, 1<<20)
@@ -147,7 +147,7 @@ func BenchmarkContentBlob(b *testing.B) {
 // blobs of 64 MiB and 512 MiB: flat with blob size.
 func BenchmarkContentRSS(b *testing.B) {
 	for range b.N {
-		for _, size := range []int{64 << 20, 512 << 20} {
+		for _, size := range []int{benchSize(64<<20, 4<<20), benchSize(512<<20, 16<<20)} {
 			b.ReportMetric(float64(childPeakRSS(b, size))/(1<<20), fmt.Sprintf("peak-RSS-MiB@%dMiB", size>>20))
 		}
 	}
