@@ -243,6 +243,9 @@ func (p *Proxy) addUpstreams() error {
 		if co.Shared != nil {
 			// One namespace per upstream (and prefix) in the shared cache.
 			co.SharedPrefix = co.SharedPrefix + u.Client.Host() + "/" + prefix + ":"
+			if co.Logger == nil {
+				co.Logger = p.o.Logger
+			}
 		}
 		cache := resolve.NewCache(u.Client, co)
 		p.ups = append(p.ups, &up{

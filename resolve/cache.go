@@ -3,6 +3,7 @@ package resolve
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,10 @@ type CacheOptions struct {
 	// SharedPrefix names this upstream in the shared cache's keys
 	// (e.g. "manifold:registry.example.com:"). Required with Shared.
 	SharedPrefix string
+	// Logger receives a warning when the shared cache fails (at most one
+	// per part of it every few seconds: a failed shared cache is left
+	// alone that long). Default: silent.
+	Logger *slog.Logger
 }
 
 // CacheStats count cache outcomes; read them with atomic loads.
@@ -125,7 +130,11 @@ func NewCache(src Source, o CacheOptions) *Cache {
 // space is one memo's part of the shared cache. Keys live under their
 // repository's epoch, which Invalidate moves.
 func (c *Cache) space(kind string) *sharedSpace {
-	return &sharedSpace{s: c.o.Shared, prefix: c.o.SharedPrefix + kind, stats: &c.SharedStats,
+	log := c.o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &sharedSpace{s: c.o.Shared, prefix: c.o.SharedPrefix + kind, stats: &c.SharedStats, log: log,
 		epoch: func(ctx context.Context, key string) (string, error) {
 			repo, _, _ := strings.Cut(key, "\x00")
 			if kind == "catalog:" {
@@ -267,9 +276,9 @@ func (c *Cache) Invalidate(repo string) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.o.FetchTimeout)
 		defer cancel()
 		if err := sp.s.Incr(ctx, epochKey(c.o.SharedPrefix, repo)); err != nil {
-			sp.failed()
+			sp.failed(err)
 		} else if err := sp.s.Publish(ctx, c.o.SharedPrefix+"invalidate", repo); err != nil {
-			sp.failed()
+			sp.failed(err)
 		}
 	}
 }
@@ -390,7 +399,7 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 	}
 	skey, err := m.sh.key(ctx, key)
 	if err != nil {
-		m.sh.failed()
+		m.sh.failed(err)
 		return m.fetchUpstream(ctx, fetch)
 	}
 	if e, ok := m.sharedGet(ctx, skey); ok {
@@ -398,7 +407,7 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 	}
 	unlock, got, err := m.sh.s.Lock(ctx, skey+":lock", m.o.FetchTimeout)
 	if err != nil {
-		m.sh.failed()
+		m.sh.failed(err)
 		return m.fetchUpstream(ctx, fetch)
 	}
 	if !got {
@@ -418,7 +427,7 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 	if err == nil {
 		if b, ok := encodeShared(e); ok {
 			if err := m.sh.s.Set(ctx, skey, b, m.o.TTL+max(m.o.StaleWhileRevalidate, m.o.StaleIfError)); err != nil {
-				m.sh.failed()
+				m.sh.failed(err)
 			}
 		}
 	}
@@ -440,7 +449,7 @@ func (m *memo[V]) fetchUpstream(ctx context.Context, fetch func(context.Context)
 func (m *memo[V]) sharedGet(ctx context.Context, skey string) (*entry[V], bool) {
 	b, ok, err := m.sh.s.Get(ctx, skey)
 	if err != nil {
-		m.sh.failed()
+		m.sh.failed(err)
 		return nil, false
 	}
 	if !ok {

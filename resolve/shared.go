@@ -3,6 +3,7 @@ package resolve
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -83,6 +84,7 @@ type sharedSpace struct {
 	prefix string // "manifold:<registry>:<kind>:"
 	epoch  func(ctx context.Context, key string) (string, error)
 	stats  *SharedStats
+	log    *slog.Logger
 	// down is when the shared cache last failed: it is skipped for a
 	// while after, so a dead Redis costs each pull nothing.
 	down atomic.Int64
@@ -95,8 +97,14 @@ func (sp *sharedSpace) usable() bool {
 	return sp != nil && time.Since(time.Unix(0, sp.down.Load())) > sharedBackoff
 }
 
-func (sp *sharedSpace) failed() {
+// failed counts a failure of the shared cache and leaves it alone for
+// sharedBackoff; the warning is written once per backoff, as the shared
+// cache is not asked again before.
+func (sp *sharedSpace) failed(err error) {
 	sp.stats.Errors.Add(1)
+	if sp.usable() {
+		sp.log.Warn("shared cache failed: the local cache answers alone", "part", strings.TrimSuffix(sp.prefix, ":"), "retry_after", sharedBackoff, "error", err)
+	}
 	sp.down.Store(time.Now().UnixNano())
 }
 

@@ -17,14 +17,18 @@ import (
 )
 
 // replica is one proxy replica's resolver on a shared Redis.
-func replica(t *testing.T, r *reg, redis string) (*resolve.Resolver, *resolve.Cache) {
+func replica(t *testing.T, r *reg, redis string, log ...*regtest.Log) (*resolve.Resolver, *resolve.Cache) {
 	t.Helper()
 	sh, err := sharedcache.New(sharedcache.Options{Addrs: []string{redis}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, _ := upstream.New(upstream.Options{URL: "http://" + r.host})
-	cache := resolve.NewCache(c, resolve.CacheOptions{Shared: sh, SharedPrefix: "manifold:" + r.host + ":"})
+	o := resolve.CacheOptions{Shared: sh, SharedPrefix: "manifold:" + r.host + ":"}
+	if len(log) > 0 {
+		o.Logger = log[0].Logger()
+	}
+	cache := resolve.NewCache(c, o)
 	t.Cleanup(func() {
 		cache.Close()
 		_ = sh.Close()
@@ -108,12 +112,19 @@ func TestSharedCache(t *testing.T) {
 
 	// Redis down: pulls go on.
 	srv.Stop()
-	late, lateCache := replica(t, r, srv.Addr)
-	if g, err := late.Resolve(ctx, "app", "1.0", index.Rule{}); err != nil || g.Outcome != resolve.Index {
-		t.Errorf("Redis down: %v %v", g, err)
+	var log regtest.Log
+	late, lateCache := replica(t, r, srv.Addr, &log)
+	for range 3 {
+		if g, err := late.Resolve(ctx, "app", "1.0", index.Rule{}); err != nil || g.Outcome != resolve.Index {
+			t.Errorf("Redis down: %v %v", g, err)
+		}
 	}
 	if lateCache.SharedStats.Errors.Load() == 0 {
 		t.Error("the Redis failure was not counted")
+	}
+	// One warning per part of the shared cache, not one per request.
+	if n := strings.Count(log.String(), "shared cache failed"); n == 0 || n > 4 {
+		t.Errorf("%d warnings for the Redis failure:\n%s", n, log.String())
 	}
 }
 
