@@ -171,6 +171,8 @@ func TestScaleOut(t *testing.T) {
 	t.Run("cold-burst", f.testColdBurst)
 	t.Run("figures", f.testFigures)
 	t.Run("chunked-upload", f.testChunkedUpload)
+	t.Run("clients", f.testClients)
+	t.Run("s3-down", f.testS3Down)
 	t.Run("redis-down", f.testRedisDown)
 	t.Run("content-upstream-down", f.testContentUpstreamDown) // last: stops the upstream
 }
@@ -662,4 +664,96 @@ func getDigestOrBlob(url string) (string, error) {
 		return "", fmt.Errorf("%d bytes hashing to %s", len(a.body), got)
 	}
 	return want, nil
+}
+
+// testClients: crane, regctl and skopeo pull every platform of the e2e
+// fixtures through the load balancer — each of their requests may land on
+// another replica — and crane copies an image in through it (POST, PATCH,
+// PUT of every blob, then the manifest, spread over the replicas), which
+// lands intact upstream.
+func (f *fleet) testClients(t *testing.T) {
+	const client = "scale-clients"
+	if err := f.s.fx.seed(f.up.Host, []string{client}); err != nil {
+		t.Fatal(err)
+	}
+	repo := repoFor(client)
+	at := func(base string) string { return f.lb.Addr + "/" + repo + ":" + base }
+	crane := requireTool(t, "crane", hintCrane)
+	c := func(args ...string) command { return command{bin: crane, args: args, env: f.s.env()} }
+	rc := regctlFor(requireTool(t, "regctl", hintRegctl), f.s.env("REGCTL_CONFIG="+filepath.Join(f.s.tempDir(t, "scale-regctl"), "config.json")), f.lb.Addr)
+	dir := f.s.tempDir(t, "scale-skopeo")
+	sk := newContainersTool(t, f.s, requireTool(t, "skopeo", hintSkopeo), dir, "--insecure-policy")
+	for _, g := range f.s.fx.groups {
+		for _, m := range g.members {
+			t.Run(g.name+"/"+m.slug(), func(t *testing.T) {
+				cranePullAndCheck(t, c, m, at(g.base))
+				regctlPullAndCheck(t, rc, m, at(g.base))
+				skopeoPullAndCheck(t, sk, dir, m, "docker://"+at(g.base))
+			})
+		}
+	}
+
+	m := f.s.fx.groups[0].members[0]
+	src := f.up.Host + "/" + repo + ":" + m.tag
+	run(t, c("copy", src, f.lb.Addr+"/e2e/scale-pushed:copied"))
+	if got := f.up.Head(t, "e2e/scale-pushed", "copied"); got != m.digest.String() {
+		t.Errorf("crane copy through the load balancer: upstream holds %q, want %s", got, m.digest)
+	}
+	cranePullAndCheck(t, c, m, f.up.Host+"/e2e/scale-pushed:copied")
+}
+
+// testS3Down: with the S3 server stopped, a base pushed meanwhile is still
+// synthesized and its content passed through from the upstream, every
+// replica answering; each says in its log what failed; once S3 is back,
+// the fleet stores again.
+func (f *fleet) testS3Down(t *testing.T) {
+	const repo = "scale/s3down"
+	f.s3.Stop()
+	restarted := false
+	defer func() {
+		if !restarted { // the later subtests need S3
+			f.s3.Restart(t)
+		}
+	}()
+	imgs := f.push(t, repo, "1.0", twoPlatforms)
+	var index string
+	for range 2 * len(f.replicas) {
+		a := mustFetch(t, http.MethodGet, manifestURL(f.lb.Addr, repo, "1.0"))
+		if a.status != http.StatusOK || (index != "" && a.digest != index) {
+			t.Fatalf("bare tag with S3 stopped: %d %s (first answer %s): %s", a.status, a.digest, index, bytes.TrimSpace(a.body))
+		}
+		index = a.digest
+	}
+	for tag, img := range imgs {
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ld, _ := layers[0].Digest()
+		for range len(f.replicas) {
+			if _, err := getDigestOrBlob("http://" + f.lb.Addr + "/v2/" + repo + "/blobs/" + ld.String()); err != nil {
+				t.Errorf("%s's layer with S3 stopped: %v", tag, err)
+			}
+		}
+	}
+	for _, px := range f.replicas {
+		warned := ""
+		log, _ := os.ReadFile(px.log)
+		for _, line := range bytes.Split(log, []byte("\n")) {
+			if bytes.Contains(line, []byte(`"level":"WARN"`)) && bytes.Contains(line, []byte(f.s3.Endpoint[len("http://"):])) {
+				warned = string(line)
+				break
+			}
+		}
+		if warned == "" {
+			t.Errorf("%s logged no warning naming the S3 server %s while it was down", px.name, f.s3.Endpoint)
+		} else {
+			t.Logf("%s: %.300s", px.name, warned)
+		}
+	}
+	f.s3.Restart(t)
+	restarted = true
+	if a := mustFetch(t, http.MethodGet, manifestURL(f.lb.Addr, repo, "1.0")); a.status != http.StatusOK || a.digest != index {
+		t.Errorf("bare tag once S3 is back: %d %s, want %s", a.status, a.digest, index)
+	}
 }

@@ -40,28 +40,37 @@ func FreeAddr(t testing.TB) string {
 }
 
 // daemon is a server process of the test's.
-type daemon struct{ cmd *exec.Cmd }
+type daemon struct {
+	cmd  *exec.Cmd
+	addr string
+	wait time.Duration
+}
 
 // startDaemon starts cmd until the test ends and waits up to wait for it
 // to accept connections on addr.
 func startDaemon(t testing.TB, cmd *exec.Cmd, addr string, wait time.Duration) *daemon {
 	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	d := &daemon{cmd: cmd, addr: addr, wait: wait}
+	t.Cleanup(d.Stop) // whichever process d runs by then
+	d.launch(t)
+	return d
+}
+
+func (d *daemon) launch(t testing.TB) {
+	t.Helper()
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd}
-	t.Cleanup(d.Stop)
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(d.wait)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", d.addr); err == nil {
 			c.Close()
-			return d
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s did not listen on %s within %v", cmd.Path, addr, wait)
-	return nil
+	t.Fatalf("%s did not listen on %s within %v", d.cmd.Path, d.addr, d.wait)
 }
 
 // Stop ends the server (by its PID: SIGTERM, then SIGKILL after 5 s); a
@@ -79,4 +88,15 @@ func (d *daemon) Stop() {
 		_ = d.cmd.Process.Kill()
 		<-done
 	}
+}
+
+// Restart starts the server again, as it was started (same command, same
+// port, same data), after Stop; it waits until it accepts connections.
+func (d *daemon) Restart(t testing.TB) {
+	t.Helper()
+	d.Stop()
+	cmd := exec.Command(d.cmd.Path, d.cmd.Args[1:]...)
+	cmd.Env, cmd.Dir = d.cmd.Env, d.cmd.Dir
+	d.cmd = cmd
+	d.launch(t)
 }
