@@ -51,8 +51,9 @@
 //     pulled is served by another with the upstream stopped, pulls go on
 //     with Redis stopped, pulls pass through with S3 stopped (each replica
 //     warning about it), a chunked upload spread over the replicas lands
-//     intact upstream, and crane, regctl and skopeo pull every platform
-//     (and crane copies an image in) through the load balancer;
+//     intact upstream, and crane, regctl, skopeo, oras, ctr, dockerd and
+//     podman pull every platform (and crane copies an image in) through
+//     the load balancer;
 //   - TestQuickstart runs the README's quickstart block as written, with
 //     bash -e, in a fresh copy of the repository (its own proxy on
 //     127.0.0.1:5000, crane, and docker against a private dockerd), and

@@ -172,6 +172,7 @@ func TestScaleOut(t *testing.T) {
 	t.Run("figures", f.testFigures)
 	t.Run("chunked-upload", f.testChunkedUpload)
 	t.Run("clients", f.testClients)
+	t.Run("runtimes", f.testRuntimes)
 	t.Run("s3-down", f.testS3Down)
 	t.Run("redis-down", f.testRedisDown)
 	t.Run("content-upstream-down", f.testContentUpstreamDown) // last: stops the upstream
@@ -666,14 +667,14 @@ func getDigestOrBlob(url string) (string, error) {
 	return want, nil
 }
 
-// testClients: crane, regctl and skopeo pull every platform of the e2e
+// testClients: crane, regctl, skopeo and oras pull every platform of the e2e
 // fixtures through the load balancer — each of their requests may land on
 // another replica — and crane copies an image in through it (POST, PATCH,
 // PUT of every blob, then the manifest, spread over the replicas), which
 // lands intact upstream.
 func (f *fleet) testClients(t *testing.T) {
 	const client = "scale-clients"
-	if err := f.s.fx.seed(f.up.Host, []string{client}); err != nil {
+	if err := f.s.fx.seed(f.up.Host, []string{client, scaleRuntimes}); err != nil {
 		t.Fatal(err)
 	}
 	repo := repoFor(client)
@@ -683,12 +684,15 @@ func (f *fleet) testClients(t *testing.T) {
 	rc := regctlFor(requireTool(t, "regctl", hintRegctl), f.s.env("REGCTL_CONFIG="+filepath.Join(f.s.tempDir(t, "scale-regctl"), "config.json")), f.lb.Addr)
 	dir := f.s.tempDir(t, "scale-skopeo")
 	sk := newContainersTool(t, f.s, requireTool(t, "skopeo", hintSkopeo), dir, "--insecure-policy")
+	odir := f.s.tempDir(t, "scale-oras")
+	o := &orasTool{bin: requireTool(t, "oras", hintOras), env: f.s.env(), regConfig: filepath.Join(odir, "auth.json"), dir: odir}
 	for _, g := range f.s.fx.groups {
 		for _, m := range g.members {
 			t.Run(g.name+"/"+m.slug(), func(t *testing.T) {
 				cranePullAndCheck(t, c, m, at(g.base))
 				regctlPullAndCheck(t, rc, m, at(g.base))
 				skopeoPullAndCheck(t, sk, dir, m, "docker://"+at(g.base))
+				orasPullAndCheck(t, o, m, at(g.base))
 			})
 		}
 	}
@@ -756,4 +760,53 @@ func (f *fleet) testS3Down(t *testing.T) {
 	if a := mustFetch(t, http.MethodGet, manifestURL(f.lb.Addr, repo, "1.0")); a.status != http.StatusOK || a.digest != index {
 		t.Errorf("bare tag once S3 is back: %d %s, want %s", a.status, a.digest, index)
 	}
+}
+
+// scaleRuntimes is the repository testRuntimes pulls (seeded by
+// testClients).
+const scaleRuntimes = "scale-runtimes"
+
+// testRuntimes: containerd (ctr), dockerd and podman, private instances,
+// pull every platform of the e2e fixtures through the load balancer.
+func (f *fleet) testRuntimes(t *testing.T) {
+	requireRoot(t, "containerd, dockerd and podman")
+	repo := repoFor(scaleRuntimes)
+	at := func(base string) string { return f.lb.Addr + "/" + repo + ":" + base }
+	t.Run("containerd", func(t *testing.T) {
+		requireTool(t, "containerd", hintContainerd)
+		dir := f.s.tempDir(t, "scale-containerd")
+		cd := startContainerd(t, f.s, dir+"/c")
+		ns := 0
+		for _, g := range f.s.fx.groups {
+			idx := indexDigest(t, f.lb.Addr, repo, g)
+			for _, m := range g.members {
+				ns++
+				ctrPullAndCheck(t, cd, fmt.Sprintf("s%d", ns), dir, m, m.arg(), at(g.base), idx, "--plain-http")
+			}
+		}
+	})
+	t.Run("dockerd", func(t *testing.T) {
+		requireTool(t, "dockerd", hintDocker)
+		dk := startDocker(t, f.s)
+		for _, g := range f.s.fx.groups {
+			for _, m := range g.members {
+				if m.windows() {
+					dockerRefusesWindows(t, dk, m, m.arg(), at(g.base))
+					continue
+				}
+				dockerPullAndCheck(t, dk, m, m.arg(), at(g.base), at(g.base))
+			}
+		}
+	})
+	t.Run("podman", func(t *testing.T) {
+		bin := requireTool(t, "podman", hintPodman)
+		requireTool(t, "unshare", hintUnshare)
+		// A short directory name: podman refuses a runroot over 50 characters.
+		pm, root := newPodman(t, f.s, bin, f.s.tempDir(t, "pm"))
+		for _, g := range f.s.fx.groups {
+			for _, m := range g.members {
+				podmanPullAndCheck(t, pm, root, m, m.arg(), at(g.base), "--tls-verify=false")
+			}
+		}
+	})
 }
