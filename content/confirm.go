@@ -103,6 +103,7 @@ func (c *Cache) Confirm(ctx context.Context, kind Kind, key store.Key) {
 	}
 	c.confirmations().Add(k, struct{}{}, k.cost())
 	if err := c.d.PutContent(ctx, p, nil); err != nil {
+		c.Stats.WriteErrors.Add(1)
 		c.log.Warn("content cache: recording a confirmation failed", "repository", key.Repository, "digest", key.Digest.String(), "error", err)
 	}
 }

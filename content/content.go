@@ -113,6 +113,9 @@ type Stats struct {
 	FillsInFlight atomic.Int64
 	// DigestMismatches are fills whose bytes did not match their digest.
 	DigestMismatches atomic.Int64
+	// WriteErrors are writes to the storage driver that failed (a fill's
+	// commit, a confirmation): the content was served, not kept.
+	WriteErrors atomic.Int64
 }
 
 // Cache is the content cache. It is safe for concurrent use.

@@ -388,6 +388,7 @@ func (f *fill) commit() {
 			err = errors.Join(c.Delete(ctx, Blob, k.digest), c.Unconfirm(ctx, Blob, f.through))
 		}
 	} else {
+		c.Stats.WriteErrors.Add(1)
 		c.log.Warn("content cache: not storing a blob", "digest", k.digest.String(), "error", err)
 	}
 	c.forget(f)

@@ -754,6 +754,13 @@ func (f *fleet) testS3Down(t *testing.T) {
 		} else {
 			t.Logf("%s: %.300s", px.name, warned)
 		}
+		// And counts it.
+		_, body := regtest.Get(t, http.MethodGet, "http://"+px.host+"/metrics")
+		const series = `manifold_storage_errors_total{op="write",storage="store"} `
+		i := bytes.Index(body, []byte(series))
+		if i < 0 || bytes.HasPrefix(body[i+len(series):], []byte("0\n")) {
+			t.Errorf("%s: /metrics does not count the failed index store writes (%s)", px.name, strings.TrimSpace(string(body[max(i, 0):min(max(i, 0)+120, len(body))])))
+		}
 	}
 	f.s3.Restart(t)
 	restarted = true

@@ -38,6 +38,7 @@ func (p *Proxy) blobFromContent(w http.ResponseWriter, r *http.Request, t target
 			return p.serveStoredBlob(w, r, d, rd)
 		}
 		if !errors.Is(err, content.ErrNotFound) {
+			p.contentStats.readErrors.Add(1)
 			p.log.Warn("content cache read failed", "digest", d.String(), "error", err)
 		}
 	}
@@ -236,6 +237,7 @@ func (p *Proxy) manifestFromContent(w http.ResponseWriter, r *http.Request, t ta
 			return true, serveBytes(w, r, mt, d, b)
 		}
 		if !errors.Is(err, content.ErrNotFound) {
+			p.contentStats.readErrors.Add(1)
 			p.log.Warn("content cache read failed", "digest", d.String(), "error", err)
 		}
 	}
@@ -261,6 +263,7 @@ func (p *Proxy) manifestFromContent(w http.ResponseWriter, r *http.Request, t ta
 	}
 	p.contentStats.misses[content.Manifest].Add(1)
 	if err := c.PutManifest(ctx, d, mt, b); err != nil {
+		p.contentStats.writeErrors.Add(1)
 		p.log.Warn("content cache write failed", "digest", d.String(), "error", err)
 	}
 	c.Confirm(ctx, content.Manifest, t.key(d))

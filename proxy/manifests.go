@@ -135,6 +135,7 @@ func (p *Proxy) manifestByDigest(w http.ResponseWriter, r *http.Request, t targe
 		return serveBytes(w, r, e.MediaType, dgst, e.Bytes)
 	}
 	if !errors.Is(err, store.ErrNotFound) {
+		p.storeReadErrors.Add(1)
 		p.log.Warn("index store read failed", "error", err)
 	}
 	if p.o.Content != nil {

@@ -84,6 +84,7 @@ func registerContent(reg prometheus.Registerer, c *content.Cache, s *contentStat
 	counter("manifold_content_bytes_total", bytesHelp, prometheus.Labels{"source": "upstream"}, &c.Stats.UpstreamBytes)
 	counter("manifold_content_evictions_total", "Entries evicted from the content cache to stay under cache.content.maxBytes.", nil, &c.Stats.Evictions)
 	counter("manifold_content_digest_mismatches_total", "Upstream content that did not match its digest (nothing stored).", nil, &c.Stats.DigestMismatches)
+	cs = append(cs, storageErrors("content", "read", &s.readErrors), storageErrors("content", "write", &s.writeErrors, &c.Stats.WriteErrors))
 	gauge("manifold_content_fills_in_flight", "Blob fills under way (one upstream fetch each, shared by every client waiting for the blob).",
 		func() float64 { return float64(c.Stats.FillsInFlight.Load()) })
 	gauge("manifold_content_stored_bytes", "Bytes held by the content cache.", func() float64 { return float64(c.Bytes()) })
@@ -105,4 +106,35 @@ func (p *Proxy) Metrics() http.Handler {
 		return nil
 	}
 	return promhttp.HandlerFor(p.gather, promhttp.HandlerOpts{})
+}
+
+// storageErrors is manifold_storage_errors_total for one storage (content,
+// store) and operation (read, write): the sum of the counters vs.
+func storageErrors(storage, op string, vs ...*atomic.Int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "manifold_storage_errors_total",
+		Help:        "Failed reads and writes of the storage behind the content cache and the index store (S3, filesystem…): the request was served from the upstream, or the answer not kept.",
+		ConstLabels: prometheus.Labels{"storage": storage, "op": op},
+	}, func() float64 {
+		n := int64(0)
+		for _, v := range vs {
+			n += v.Load()
+		}
+		return float64(n)
+	})
+}
+
+// registerStoreErrors exposes the index store's failures, for every
+// upstream's resolver.
+func registerStoreErrors(reg prometheus.Registerer, p *Proxy) error {
+	writes := make([]*atomic.Int64, len(p.ups))
+	for i, u := range p.ups {
+		writes[i] = &u.resolver.Stats.StoreWriteErrors
+	}
+	for _, c := range []prometheus.Collector{storageErrors("store", "read", &p.storeReadErrors), storageErrors("store", "write", writes...)} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

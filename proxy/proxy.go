@@ -123,6 +123,9 @@ type Proxy struct {
 
 	contentStats contentStats
 	confirming   singleflight.Group // upstream confirmations under way
+	// storeReadErrors are reads of the index store that failed (the index
+	// was recomputed, or the request passed through).
+	storeReadErrors atomic.Int64
 }
 
 // contentStats count what the content cache served (the server counts
@@ -130,6 +133,9 @@ type Proxy struct {
 type contentStats struct {
 	hits, misses [2]atomic.Int64 // by content.Kind
 	storeBytes   atomic.Int64
+	// readErrors and writeErrors are the content cache's failures the
+	// handlers met (the request went to the upstream instead).
+	readErrors, writeErrors atomic.Int64
 }
 
 type up struct {
@@ -217,6 +223,9 @@ func New(o Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.metrics = m
+	if err := registerStoreErrors(reg, p); err != nil {
+		return nil, err
+	}
 	if o.Content != nil {
 		if err := registerContent(reg, o.Content, &p.contentStats); err != nil {
 			return nil, err

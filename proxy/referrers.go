@@ -32,6 +32,7 @@ func (p *Proxy) referrers(w http.ResponseWriter, r *http.Request, t target) erro
 		return nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
+		p.storeReadErrors.Add(1)
 		p.log.Warn("index store read failed", "error", err)
 	}
 	return p.forward(w, r, t, forwardOpts{path: "/v2/" + t.repo + "/referrers/" + d.String(), scopes: []string{upstream.Scope(t.repo, "pull")}})

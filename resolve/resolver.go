@@ -78,6 +78,9 @@ type Options struct {
 // Stats count synthesis outcomes.
 type Stats struct {
 	Syntheses, Excluded, Duplicates atomic.Int64
+	// StoreWriteErrors are indexes the store failed to keep (they were
+	// served all the same).
+	StoreWriteErrors atomic.Int64
 }
 
 // Resolver answers, for one registry, the question the whole proxy rests
@@ -301,6 +304,7 @@ func (r *Resolver) resolve(ctx context.Context, repo, base string, suffixes []in
 	if g.Outcome == Index && r.o.Store != nil {
 		key := store.Key{Registry: r.o.Registry, Repository: repo, Digest: res.Digest}
 		if err := r.o.Store.Put(ctx, key, store.Entry{MediaType: res.MediaType, Bytes: res.Bytes}); err != nil {
+			r.Stats.StoreWriteErrors.Add(1)
 			r.o.Logger.Warn("index store write failed", "key", key.String(), "error", err)
 		}
 	}
