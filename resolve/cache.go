@@ -2,7 +2,13 @@ package resolve
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"hash"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -93,6 +99,25 @@ type manifestBytes struct {
 	mt types.MediaType
 }
 
+// manifestBytes travel through the shared cache as JSON.
+type manifestJSON struct {
+	B  []byte          `json:"b"`
+	MT types.MediaType `json:"mt"`
+}
+
+func (m manifestBytes) MarshalJSON() ([]byte, error) {
+	return json.Marshal(manifestJSON{m.b, m.mt})
+}
+
+func (m *manifestBytes) UnmarshalJSON(b []byte) error {
+	var j manifestJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	m.b, m.mt = j.B, j.MT
+	return nil
+}
+
 // NewCache wraps src.
 func NewCache(src Source, o CacheOptions) *Cache {
 	if o.TTL <= 0 {
@@ -120,6 +145,11 @@ func NewCache(src Source, o CacheOptions) *Cache {
 		c.tags.sh = c.space("tags:")
 		c.heads.sh = c.space("heads:")
 		c.catalog.sh = c.space("catalog:")
+		// Content by digest too: one replica reads a member's manifest
+		// and config for the fleet (checked against the digest when
+		// read back: the shared cache is not trusted with bytes).
+		c.manifests.sh = c.space("manifests:")
+		c.blobs.sh = c.space("blobs:")
 		// A push or delete through any replica reaches every replica's
 		// local cache at once, not after its TTL.
 		c.unsubscribe = o.Shared.Subscribe(o.SharedPrefix+"invalidate", c.forget)
@@ -256,12 +286,41 @@ func (c *Cache) Manifest(ctx context.Context, repo string, dgst v1.Hash, limit i
 		b, mt, err := c.src.Manifest(ctx, repo, dgst, limit)
 		return manifestBytes{b, mt}, err
 	})
+	if err == nil {
+		err = checkContent(m.b, dgst, limit)
+	}
 	return m.b, m.mt, err
 }
 
 // Blob implements Source.
 func (c *Cache) Blob(ctx context.Context, repo string, dgst v1.Hash, limit int64) ([]byte, error) {
-	return c.blobs.get(ctx, repo+"@"+dgst.String(), 0, nil, func(ctx context.Context) ([]byte, error) { return c.src.Blob(ctx, repo, dgst, limit) })
+	b, err := c.blobs.get(ctx, repo+"@"+dgst.String(), 0, nil, func(ctx context.Context) ([]byte, error) { return c.src.Blob(ctx, repo, dgst, limit) })
+	if err == nil {
+		err = checkContent(b, dgst, limit)
+	}
+	return b, err
+}
+
+// checkContent: bytes cached by digest (here or, through the shared
+// cache, by another replica) hash to it and are within limit.
+func checkContent(b []byte, dgst v1.Hash, limit int64) error {
+	if limit > 0 && int64(len(b)) > limit {
+		return fmt.Errorf("%s is %d bytes, %w of %d bytes", dgst, len(b), upstream.ErrTooLarge, limit)
+	}
+	var h hash.Hash
+	switch dgst.Algorithm {
+	case "sha256":
+		h = sha256.New()
+	case "sha512":
+		h = sha512.New()
+	default:
+		return nil // the source verified what it could
+	}
+	h.Write(b)
+	if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
+		return fmt.Errorf("cached content for %s hashes to %s:%s", dgst, dgst.Algorithm, got)
+	}
+	return nil
 }
 
 // Invalidate drops what is cached about repo's tags (after a push or delete

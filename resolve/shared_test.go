@@ -1,6 +1,7 @@
 package resolve_test
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -71,15 +72,19 @@ func TestSharedCache(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// One tag list, and per member one manifest read by tag (the others
-	// read it by digest: manifests and configs by digest are each
-	// replica's own, until the content store shares them), plus configs.
+	// One tag list, and per member one manifest read by tag, one by
+	// digest and one config, for the three replicas together.
 	tags := r.count("/tags/list")
 	if tags != 1 {
 		t.Errorf("a cold burst over 3 replicas listed the tags %d times, want 1", tags)
 	}
 	if n := r.count("/manifests/1.0-"); n != 3 {
 		t.Errorf("member tags read %d times over 3 replicas, want 3", n)
+	}
+	for _, what := range []string{"/manifests/sha256:", "/blobs/sha256:"} {
+		if n := r.count(what); n > 3 {
+			t.Errorf("%s… read %d times over 3 replicas, want at most 3 (one per member, shared)", what, n)
+		}
 	}
 	var hits int64
 	for _, c := range caches {
@@ -122,8 +127,9 @@ func TestSharedCache(t *testing.T) {
 	if lateCache.SharedStats.Errors.Load() == 0 {
 		t.Error("the Redis failure was not counted")
 	}
-	// One warning per part of the shared cache, not one per request.
-	if n := strings.Count(log.String(), "shared cache failed"); n == 0 || n > 4 {
+	// One warning per part of the shared cache (tags, heads, catalog,
+	// manifests, blobs), not one per request.
+	if n := strings.Count(log.String(), "shared cache failed"); n == 0 || n > 5 {
 		t.Errorf("%d warnings for the Redis failure:\n%s", n, log.String())
 	}
 }
@@ -247,5 +253,42 @@ func TestSharedAnswerBeforeLock(t *testing.T) {
 				t.Errorf("replica B: %d shared-cache hits, want 1 (A's answer)", b.SharedStats.Hits.Load())
 			}
 		})
+	}
+}
+
+// TestSharedContentChecked: a manifest another replica left in the shared
+// cache is checked against its digest; bytes that do not hash to it (a
+// tampered or corrupted entry) are refused, never served.
+func TestSharedContentChecked(t *testing.T) {
+	t.Parallel()
+	r := newReg(t)
+	d := r.push(t, "1.0-linux-amd64", "linux/amd64")
+	c, _ := upstream.New(upstream.Options{URL: "http://" + r.host})
+	st := &memStore{m: map[string][]byte{}}
+	opts := resolve.CacheOptions{Shared: &memShared{s: st}, SharedPrefix: "manifold:test:"}
+	ctx := context.Background()
+	a := resolve.NewCache(c, opts)
+	t.Cleanup(a.Close)
+	good, _, err := a.Manifest(ctx, "app", d, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	tampered := 0
+	for k, v := range st.m {
+		if strings.Contains(k, ":manifests:") {
+			st.m[k] = bytes.Replace(v, []byte(`"b":"`), []byte(`"b":"e30K`), 1) // "{}\n" in front
+			tampered++
+		}
+	}
+	st.mu.Unlock()
+	if tampered != 1 {
+		t.Fatalf("%d shared manifest entries, want 1", tampered)
+	}
+	b := resolve.NewCache(c, opts)
+	t.Cleanup(b.Close)
+	got, _, err := b.Manifest(ctx, "app", d, 1<<20)
+	if err == nil || !strings.Contains(err.Error(), "hashes to") || bytes.Equal(got, good) && err == nil {
+		t.Errorf("a tampered shared entry: %d bytes, %v; want it refused", len(got), err)
 	}
 }
