@@ -142,7 +142,9 @@ func (p *Proxy) serveStoredBlob(w http.ResponseWriter, r *http.Request, d v1.Has
 	defer rd.Close()
 	blobHeaders(w.Header(), d)
 	before := written(w)
-	http.ServeContent(w, r, "", time.Time{}, rd)
+	// The ReadSeeker itself (an *os.File on the local filesystem), not
+	// rd: sendfile needs the file in plain sight.
+	http.ServeContent(w, r, "", time.Time{}, rd.ReadSeeker)
 	p.contentStats.hits[content.Blob].Add(1)
 	p.contentStats.storeBytes.Add(written(w) - before)
 	return nil

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -590,5 +591,79 @@ func TestContentStalledReaderEnds(t *testing.T) {
 	}
 	if took := time.Since(start); took < 600*time.Millisecond {
 		t.Errorf("the slow read took %v: not longer than the progress timeout, so it proves nothing", took)
+	}
+}
+
+// sendfileListener's connections record what the server copies to them
+// with ReadFrom, the path sendfile takes.
+type sendfileListener struct {
+	net.Listener
+	mu    sync.Mutex
+	files int64 // bytes handed to ReadFrom straight from an *os.File
+	other int64 // bytes handed to ReadFrom from anything else
+}
+
+type sendfileConn struct {
+	*net.TCPConn
+	l *sendfileListener
+}
+
+func (l *sendfileListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &sendfileConn{c.(*net.TCPConn), l}, nil
+}
+
+func (c *sendfileConn) ReadFrom(r io.Reader) (int64, error) {
+	_, file := r.(*os.File)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		_, file = lr.R.(*os.File)
+	}
+	n, err := c.TCPConn.ReadFrom(r)
+	c.l.mu.Lock()
+	if file {
+		c.l.files += n
+	} else {
+		c.l.other += n
+	}
+	c.l.mu.Unlock()
+	return n, err
+}
+
+// TestContentSendfile: a blob served from the content cache reaches the
+// connection as the file itself (where the kernel's sendfile takes over),
+// not copied through the process, progress deadlines and all.
+func TestContentSendfile(t *testing.T) {
+	t.Parallel()
+	const size = 4 << 20
+	c := newContent(t, t.TempDir(), 0)
+	e := newEnv(t, func(o *proxy.Options) { o.Content = c })
+	d, _ := pushLayer(t, e, "app", size)
+	path := "/v2/app/blobs/" + d.String()
+	if resp, body := e.get(http.MethodGet, path); resp.StatusCode != http.StatusOK || len(body) != size {
+		t.Fatalf("cold GET: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	waitFills(c)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := &sendfileListener{Listener: ln}
+	srv := httptest.NewUnstartedServer(e.proxy.Config.Handler)
+	srv.Listener = sl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	resp, body := regtest.Get(t, http.MethodGet, srv.URL+path)
+	if resp.StatusCode != http.StatusOK || len(body) != size {
+		t.Fatalf("cached GET: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	// http.ServeContent sniffs the first 512 bytes through a buffer.
+	if sl.files < size-512 || sl.other > 512 {
+		t.Errorf("of a %d-byte cached blob, %d bytes went to the connection from the file and %d otherwise: sendfile is not used", size, sl.files, sl.other)
 	}
 }

@@ -536,13 +536,28 @@ func (s *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
 		n, err := io.Copy(struct{ io.Writer }{s}, src)
 		return n, err
 	}
+	// sendfile and splice look through one *io.LimitedReader to the file
+	// or socket: io.CopyN (http.ServeContent) hands one in already, so
+	// each chunk limits its reader rather than wrapping it again.
+	inner, left := src, int64(-1)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		inner, left = lr.R, lr.N
+	}
 	var total int64
 	for {
+		chunk := int64(progressChunk)
+		if left >= 0 {
+			chunk = min(chunk, left)
+		}
 		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-		n, err := rf.ReadFrom(&io.LimitedReader{R: src, N: progressChunk})
+		n, err := rf.ReadFrom(&io.LimitedReader{R: inner, N: chunk})
 		total += n
 		s.bytes += n
-		if err != nil || n < progressChunk {
+		if left >= 0 {
+			left -= n
+			src.(*io.LimitedReader).N = left
+		}
+		if err != nil || n < chunk || left == 0 {
 			return total, err
 		}
 	}
