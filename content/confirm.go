@@ -86,6 +86,10 @@ func (c *Cache) Confirmed(ctx context.Context, kind Kind, key store.Key) bool {
 		return true
 	}
 	if _, err := c.d.Stat(ctx, p); err != nil {
+		var nf storagedriver.PathNotFoundError
+		if !errors.As(err, &nf) && ctx.Err() == nil {
+			c.Stats.ReadErrors.Add(1)
+		}
 		return false
 	}
 	c.confirmations().Add(k, struct{}{}, k.cost())

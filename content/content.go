@@ -116,6 +116,9 @@ type Stats struct {
 	// WriteErrors are writes to the storage driver that failed (a fill's
 	// commit, a confirmation): the content was served, not kept.
 	WriteErrors atomic.Int64
+	// ReadErrors are lookups the storage driver failed (not a missing
+	// object): the content was fetched from the upstream as a miss.
+	ReadErrors atomic.Int64
 }
 
 // Cache is the content cache. It is safe for concurrent use.
@@ -233,6 +236,10 @@ func (c *Cache) Stat(ctx context.Context, kind Kind, d v1.Hash) (int64, bool) {
 		return size, true
 	}
 	fi, err := c.d.Stat(ctx, dataPath(k))
+	var nf storagedriver.PathNotFoundError
+	if err != nil && !errors.As(err, &nf) && ctx.Err() == nil {
+		c.Stats.ReadErrors.Add(1) // the driver failed: answered as a miss
+	}
 	if err != nil || fi.IsDir() {
 		return 0, false
 	}

@@ -375,7 +375,9 @@ func (f *fill) commit() {
 		err = errors.New("deleted while it was fetched")
 	}
 	if err == nil {
-		err = f.store(ctx)
+		if err = f.store(ctx); err != nil {
+			c.Stats.WriteErrors.Add(1) // the driver failed, not the rules
+		}
 	}
 	f.spool.Close()
 	if err == nil {
@@ -388,7 +390,6 @@ func (f *fill) commit() {
 			err = errors.Join(c.Delete(ctx, Blob, k.digest), c.Unconfirm(ctx, Blob, f.through))
 		}
 	} else {
-		c.Stats.WriteErrors.Add(1)
 		c.log.Warn("content cache: not storing a blob", "digest", k.digest.String(), "error", err)
 	}
 	c.forget(f)

@@ -72,3 +72,19 @@ func FuzzTagGrammar(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCanonical: a member is Canonical exactly when its tag is the one
+// FormatTag writes for its base and platform.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{"0-linux-amd64-", "1.4-linux-amd64", "1.4-linux-arm64-v8", "1.4-linux-arm-v7", "1.4-linux-aarch64", "a-linux-amd64-v1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tag string) {
+		for _, g := range []index.Grammar{{}, {Aliases: true}} {
+			s, ok := g.Parse(tag)
+			if ok && s.Canonical != (tag == index.FormatTag(s.Base, s.Platform)) {
+				t.Fatalf("Parse(%q) with %+v: Canonical %v, FormatTag gives %q", tag, g, s.Canonical, index.FormatTag(s.Base, s.Platform))
+			}
+		}
+	})
+}

@@ -143,7 +143,14 @@ func (g Grammar) suffix(tag, base, os, arch, variant string) (Suffix, bool) {
 	}
 	p := platform.Normalize(v1.Platform{OS: os, Architecture: arch, Variant: variant})
 	s := Suffix{Tag: tag, Base: base, Platform: p, Variant: variant}
-	s.Canonical = canonical && os == p.OS && arch == p.Architecture && variant == writtenVariant(p)
+	// Canonical: tag is FormatTag(base, p) — the same words, and no empty
+	// fourth word ("1.0-linux-amd64-").
+	wv := writtenVariant(p)
+	want := len(base) + 1 + len(p.OS) + 1 + len(p.Architecture)
+	if wv != "" {
+		want += 1 + len(wv)
+	}
+	s.Canonical = canonical && os == p.OS && arch == p.Architecture && variant == wv && len(tag) == want
 	return s, true
 }
 

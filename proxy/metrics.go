@@ -84,7 +84,7 @@ func registerContent(reg prometheus.Registerer, c *content.Cache, s *contentStat
 	counter("manifold_content_bytes_total", bytesHelp, prometheus.Labels{"source": "upstream"}, &c.Stats.UpstreamBytes)
 	counter("manifold_content_evictions_total", "Entries evicted from the content cache to stay under cache.content.maxBytes.", nil, &c.Stats.Evictions)
 	counter("manifold_content_digest_mismatches_total", "Upstream content that did not match its digest (nothing stored).", nil, &c.Stats.DigestMismatches)
-	cs = append(cs, storageErrors("content", "read", &s.readErrors), storageErrors("content", "write", &s.writeErrors, &c.Stats.WriteErrors))
+	cs = append(cs, storageErrors("content", "read", &s.readErrors, &c.Stats.ReadErrors), storageErrors("content", "write", &s.writeErrors, &c.Stats.WriteErrors))
 	gauge("manifold_content_fills_in_flight", "Blob fills under way (one upstream fetch each, shared by every client waiting for the blob).",
 		func() float64 { return float64(c.Stats.FillsInFlight.Load()) })
 	gauge("manifold_content_stored_bytes", "Bytes held by the content cache.", func() float64 { return float64(c.Bytes()) })

@@ -335,9 +335,9 @@ func (c *Cache) Invalidate(repo string) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.o.FetchTimeout)
 		defer cancel()
 		if err := sp.s.Incr(ctx, epochKey(c.o.SharedPrefix, repo)); err != nil {
-			sp.failed(err)
+			sp.failed(ctx, err)
 		} else if err := sp.s.Publish(ctx, c.o.SharedPrefix+"invalidate", repo); err != nil {
-			sp.failed(err)
+			sp.failed(ctx, err)
 		}
 	}
 }
@@ -458,7 +458,7 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 	}
 	skey, err := m.sh.key(ctx, key)
 	if err != nil {
-		m.sh.failed(err)
+		m.sh.failed(ctx, err)
 		return m.fetchUpstream(ctx, fetch)
 	}
 	if e, ok := m.sharedGet(ctx, skey); ok {
@@ -466,7 +466,7 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 	}
 	unlock, got, err := m.sh.s.Lock(ctx, skey+":lock", m.o.FetchTimeout)
 	if err != nil {
-		m.sh.failed(err)
+		m.sh.failed(ctx, err)
 		return m.fetchUpstream(ctx, fetch)
 	}
 	if !got {
@@ -486,7 +486,7 @@ func (m *memo[V]) fetchEntry(ctx context.Context, key string, fetch func(context
 	if err == nil {
 		if b, ok := encodeShared(e); ok {
 			if err := m.sh.s.Set(ctx, skey, b, m.o.TTL+max(m.o.StaleWhileRevalidate, m.o.StaleIfError)); err != nil {
-				m.sh.failed(err)
+				m.sh.failed(ctx, err)
 			}
 		}
 	}
@@ -508,7 +508,7 @@ func (m *memo[V]) fetchUpstream(ctx context.Context, fetch func(context.Context)
 func (m *memo[V]) sharedGet(ctx context.Context, skey string) (*entry[V], bool) {
 	b, ok, err := m.sh.s.Get(ctx, skey)
 	if err != nil {
-		m.sh.failed(err)
+		m.sh.failed(ctx, err)
 		return nil, false
 	}
 	if !ok {

@@ -3,6 +3,7 @@ package resolve
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -98,14 +99,21 @@ func (sp *sharedSpace) usable() bool {
 }
 
 // failed counts a failure of the shared cache and leaves it alone for
-// sharedBackoff; the warning is written once per backoff, as the shared
-// cache is not asked again before.
-func (sp *sharedSpace) failed(err error) {
-	sp.stats.Errors.Add(1)
-	if sp.usable() {
-		sp.log.Warn("shared cache failed: the local cache answers alone", "part", strings.TrimSuffix(sp.prefix, ":"), "retry_after", sharedBackoff, "error", err)
+// sharedBackoff; the warning is written once per backoff (one caller wins
+// the swap), as the shared cache is not asked again before. A call that
+// ended because its caller left (ctx done) says nothing about Redis.
+func (sp *sharedSpace) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return
 	}
-	sp.down.Store(time.Now().UnixNano())
+	sp.stats.Errors.Add(1)
+	now := time.Now().UnixNano()
+	prev := sp.down.Load()
+	if time.Duration(now-prev) > sharedBackoff && sp.down.CompareAndSwap(prev, now) {
+		sp.log.Warn("shared cache failed: the local cache answers alone", "part", strings.TrimSuffix(sp.prefix, ":"), "retry_after", sharedBackoff, "error", err)
+		return
+	}
+	sp.down.Store(now)
 }
 
 // key is where key lives: under the epoch of its repository, which an
