@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,10 +33,10 @@ func drive(ctx context.Context, url string, workers int, d time.Duration, n int6
 	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	ctx, cancel := context.WithTimeout(ctx, d)
 	if n > 0 {
-		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute)
+		d = 10 * time.Minute // a bound, not the measure
 	}
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var done atomic.Int64
 	var failure atomic.Value
@@ -59,8 +59,15 @@ func drive(ctx context.Context, url string, workers int, d time.Duration, n int6
 					}
 					return
 				}
-				_, _ = io.CopyBuffer(io.Discard, resp.Body, buf)
+				_, err = io.CopyBuffer(io.Discard, resp.Body, buf)
 				resp.Body.Close()
+				if err != nil {
+					if ctx.Err() == nil {
+						failure.Store(err)
+						cancel()
+					}
+					return // an answer cut by the end of the run is not counted
+				}
 				if resp.StatusCode != http.StatusOK {
 					failure.Store(errStatus(url, resp.StatusCode))
 					cancel()
@@ -79,6 +86,9 @@ func drive(ctx context.Context, url string, workers int, d time.Duration, n int6
 	}
 	got := done.Load()
 	if n > 0 {
+		if ctx.Err() != nil {
+			return throughput{}, fmt.Errorf("%s: %d requests not done within %v", url, n, d)
+		}
 		got = n
 	}
 	return throughput{Requests: got, Elapsed: elapsed}, nil
@@ -87,7 +97,7 @@ func drive(ctx context.Context, url string, workers int, d time.Duration, n int6
 // download GETs url once and returns the bytes read, the time it took and
 // how much the process's resident memory grew at its peak meanwhile.
 func download(url string) (int64, time.Duration, int64, error) {
-	runtime.GC()
+	debug.FreeOSMemory() // what earlier figures left must not hide this one's growth
 	base := rss()
 	var peak atomic.Int64
 	stop := make(chan struct{})
@@ -119,6 +129,9 @@ func download(url string) (int64, time.Duration, int64, error) {
 	elapsed := time.Since(start)
 	close(stop)
 	<-sampled
+	if r := rss(); r > peak.Load() {
+		peak.Store(r)
+	}
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = errStatus(url, resp.StatusCode)
 	}

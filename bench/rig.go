@@ -197,6 +197,10 @@ func (r *rig) hot(ctx context.Context) ([]figure, error) {
 // upstreamRequests: what hot GETs inside the TTL cost the upstream.
 func (r *rig) upstreamRequests(ctx context.Context) ([]figure, error) {
 	url := r.px.URL + "/v2/" + repoApp + "/manifests/1.0"
+	// Inside the TTL from here on, however long the earlier figures took.
+	if _, err := drive(ctx, url, 1, time.Minute, 1); err != nil {
+		return nil, err
+	}
 	before := r.front.requests.Load()
 	if _, err := drive(ctx, url, r.o.workers, time.Minute, r.o.hotGETs); err != nil {
 		return nil, err
