@@ -160,4 +160,4 @@ func waitOK(url string) error {
 	return errors.New(url + " did not answer 200")
 }
 
-var errStatus = func(url string, code int) error { return fmt.Errorf("GET %s: HTTP %d", url, code) }
+func errStatus(url string, code int) error { return fmt.Errorf("GET %s: HTTP %d", url, code) }

@@ -6,7 +6,6 @@ import (
 	"path"
 	"strings"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/manifold-proxy/manifold/internal/lru"
@@ -86,10 +85,7 @@ func (c *Cache) Confirmed(ctx context.Context, kind Kind, key store.Key) bool {
 		return true
 	}
 	if _, err := c.d.Stat(ctx, p); err != nil {
-		var nf storagedriver.PathNotFoundError
-		if !errors.As(err, &nf) && ctx.Err() == nil {
-			c.Stats.ReadErrors.Add(1)
-		}
+		c.lookupFailed(ctx, err)
 		return false
 	}
 	c.confirmations().Add(k, struct{}{}, k.cost())
@@ -156,8 +152,7 @@ const maxRepositoryDepth = 130
 // repository directories (not the confirmations themselves).
 func (c *Cache) deleteMarkers(ctx context.Context, dir string, d v1.Hash, depth int) error {
 	children, err := c.d.List(ctx, dir)
-	var nf storagedriver.PathNotFoundError
-	if errors.As(err, &nf) {
+	if notFound(err) {
 		return nil
 	}
 	if err != nil {

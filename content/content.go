@@ -236,9 +236,8 @@ func (c *Cache) Stat(ctx context.Context, kind Kind, d v1.Hash) (int64, bool) {
 		return size, true
 	}
 	fi, err := c.d.Stat(ctx, dataPath(k))
-	var nf storagedriver.PathNotFoundError
-	if err != nil && !errors.As(err, &nf) && ctx.Err() == nil {
-		c.Stats.ReadErrors.Add(1) // the driver failed: answered as a miss
+	if err != nil {
+		c.lookupFailed(ctx, err)
 	}
 	if err != nil || fi.IsDir() {
 		return 0, false
@@ -278,9 +277,22 @@ func (c *Cache) Open(ctx context.Context, d v1.Hash) (*Reader, error) {
 
 // missing turns a driver error for k into ErrNotFound when the object is
 // gone (and forgets k).
-func (c *Cache) missing(k entryKey, err error) error {
+// notFound: the driver has no object at the path (not a failure).
+func notFound(err error) bool {
 	var nf storagedriver.PathNotFoundError
-	if errors.As(err, &nf) {
+	return errors.As(err, &nf)
+}
+
+// lookupFailed counts a lookup the driver failed — not a missing object,
+// not a caller that left — which is then answered as a miss.
+func (c *Cache) lookupFailed(ctx context.Context, err error) {
+	if !notFound(err) && ctx.Err() == nil {
+		c.Stats.ReadErrors.Add(1)
+	}
+}
+
+func (c *Cache) missing(k entryKey, err error) error {
+	if notFound(err) {
 		c.index.Remove(k)
 		return ErrNotFound
 	}
@@ -352,8 +364,7 @@ func (c *Cache) Delete(ctx context.Context, kind Kind, d v1.Hash) error {
 
 func (c *Cache) deleteObject(ctx context.Context, path string) error {
 	err := c.d.Delete(ctx, path)
-	var nf storagedriver.PathNotFoundError
-	if err != nil && !errors.As(err, &nf) {
+	if err != nil && !notFound(err) {
 		return fmt.Errorf("content cache (%s): deleting %s: %w", c.d.Name(), path, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package content
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -39,8 +38,7 @@ func (c *Cache) rebuild(ctx context.Context) error {
 			// Anything else (a driver's temporary file) is not content.
 			return nil
 		})
-		var nf storagedriver.PathNotFoundError
-		if err != nil && !errors.As(err, &nf) {
+		if err != nil && !notFound(err) {
 			return fmt.Errorf("content cache (%s): reading what is stored: %w", c.d.Name(), err)
 		}
 	}
@@ -117,8 +115,7 @@ func (c *Cache) saveRecency(ctx context.Context) error {
 // removeStaleUploads deletes fills that a dead process left.
 func (c *Cache) removeStaleUploads(ctx context.Context) error {
 	names, err := c.d.List(ctx, uploadsPath)
-	var nf storagedriver.PathNotFoundError
-	if errors.As(err, &nf) {
+	if notFound(err) {
 		return nil
 	}
 	if err != nil {

@@ -38,10 +38,7 @@ func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
 		// One registry may sit under several prefixes (say, with other
 		// credentials): the prefix tells their counters apart.
 		labels := prometheus.Labels{"upstream": u.client.Host(), "prefix": u.prefix}
-		counter := func(name, help string, v *atomic.Int64) {
-			cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
-				func() float64 { return float64(v.Load()) }))
-		}
+		counter := func(name, help string, v *atomic.Int64) { cs = append(cs, counterFunc(name, help, labels, v)) }
 		counter("manifold_cache_hits_total", "Cache answers within TTL.", &u.cache.Stats.Hits)
 		counter("manifold_cache_misses_total", "Cache misses (upstream fetch needed).", &u.cache.Stats.Misses)
 		counter("manifold_cache_stale_total", "Stale answers served while revalidating.", &u.cache.Stats.Stale)
@@ -68,8 +65,7 @@ func newMetrics(reg prometheus.Registerer, ups []*up) (*metrics, error) {
 func registerContent(reg prometheus.Registerer, c *content.Cache, s *contentStats) error {
 	var cs []prometheus.Collector
 	counter := func(name, help string, labels prometheus.Labels, v *atomic.Int64) {
-		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
-			func() float64 { return float64(v.Load()) }))
+		cs = append(cs, counterFunc(name, help, labels, v))
 	}
 	gauge := func(name, help string, f func() float64) {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -108,20 +104,23 @@ func (p *Proxy) Metrics() http.Handler {
 	return promhttp.HandlerFor(p.gather, promhttp.HandlerOpts{})
 }
 
-// storageErrors is manifold_storage_errors_total for one storage (content,
-// store) and operation (read, write): the sum of the counters vs.
-func storageErrors(storage, op string, vs ...*atomic.Int64) prometheus.Collector {
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name:        "manifold_storage_errors_total",
-		Help:        "Failed reads and writes of the storage behind the content cache and the index store (S3, filesystem…): the request was served from the upstream, or the answer not kept.",
-		ConstLabels: prometheus.Labels{"storage": storage, "op": op},
-	}, func() float64 {
+// counterFunc is a counter read from the atomic counters vs (their sum).
+func counterFunc(name, help string, labels prometheus.Labels, vs ...*atomic.Int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, func() float64 {
 		n := int64(0)
 		for _, v := range vs {
 			n += v.Load()
 		}
 		return float64(n)
 	})
+}
+
+// storageErrors is manifold_storage_errors_total for one storage (content,
+// store) and operation (read, write): the sum of the counters vs.
+func storageErrors(storage, op string, vs ...*atomic.Int64) prometheus.Collector {
+	return counterFunc("manifold_storage_errors_total",
+		"Failed reads and writes of the storage behind the content cache and the index store (S3, filesystem…): the request was served from the upstream, or the answer not kept.",
+		prometheus.Labels{"storage": storage, "op": op}, vs...)
 }
 
 // registerStoreErrors exposes the index store's failures, for every
