@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -130,17 +131,9 @@ func memberDigests(g *BasePlan) map[string]string {
 }
 
 func sortedKeys(a, b map[string]string) []string {
-	var keys []string
-	for k := range a {
-		keys = append(keys, k)
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	return keys
+	union := maps.Clone(a)
+	maps.Copy(union, b)
+	return slices.Sorted(maps.Keys(union))
 }
 
 func orNone(d string) string {
